@@ -1,0 +1,50 @@
+"""Financial years (1 April - 31 March), the unit every figure in cml is reported in.
+
+Internally a financial year is the calendar year it starts in (``2018`` for 2018/19);
+users read and write the ``"2018/19"`` label that appears in council accounts.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+_LABEL = re.compile(r"^(\d{4})/(\d{2})$")
+
+
+def parse_fy(label: str) -> int:
+    """Return the start year of a ``"2018/19"`` label; raise ValueError if malformed.
+
+    >>> parse_fy("2021/22")
+    2021
+    """
+    match = _LABEL.match(str(label).strip())
+    if not match:
+        raise ValueError(f"{label!r} is not a financial year like 2018/19")
+    start, end = int(match.group(1)), int(match.group(2))
+    if (start + 1) % 100 != end:
+        raise ValueError(f"{label!r} is not a financial year: {end:02d} does not follow {start}")
+    return start
+
+
+def fy_label(year: int) -> str:
+    """The council's label for the financial year starting in April of ``year``.
+
+    >>> fy_label(2015)
+    '2015/16'
+    """
+    return f"{year}/{(year + 1) % 100:02d}"
+
+
+def fy_of(day: date) -> int:
+    """The financial year a date falls in (years start on 1 April).
+
+    >>> fy_of(date(2016, 2, 1)), fy_of(date(2016, 4, 1))
+    (2015, 2016)
+    """
+    return day.year if day.month >= 4 else day.year - 1
+
+
+def fy_start(year: int) -> date:
+    """First day of the financial year starting in ``year``."""
+    return date(year, 4, 1)
