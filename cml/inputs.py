@@ -1,0 +1,528 @@
+"""Load and validate everything under ``inputs/``: stage 1 of the pipeline.
+
+Every file is read as text first and each column converted with a check, so that a user's
+mistake comes back as ``file:row: column: reason`` (all of them, not just the first) instead of a
+traceback. Nothing downstream re-checks what is checked here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+
+import pandas as pd
+
+from cml.errors import InputError, Problem
+from cml.fy import fy_label, parse_fy
+from cml.returns import SHEET_COLUMNS, ReturnUnreadable, read_return
+from cml.schedule import PAYMENT_TIMINGS
+
+LEASE_TYPES = ("full_repairing", "internal_repairing", "other")
+SIDES = ("income", "expenditure")
+FORECAST_METHODS = ("schedule", "one_off", "trend")
+YES_NO = ("yes", "no")
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one column of an input file is read and checked.
+
+    ``kind`` is one of ``text``, ``money`` (pounds, never negative), ``number``, ``count``
+    (whole number >= 0), ``date`` (ISO), ``fy`` (``2018/19``) or ``choice``.
+    """
+
+    name: str
+    kind: str = "text"
+    choices: tuple[str, ...] = ()
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """An input table: its columns and the columns that make a row unique."""
+
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    optional: bool = False
+
+
+LIBRARIES = TableSpec(
+    "libraries.csv",
+    (
+        Column("library_id"),
+        Column("name"),
+        Column("transfer_date", "date"),
+        Column("original_running_costs", "money"),
+        Column("lease_type", "choice", LEASE_TYPES),
+        Column("lease_start", "date"),
+        Column("lease_years", "count"),
+        Column("reserves_target_months", "number"),
+        Column("illustrative", "choice", YES_NO),
+    ),
+    key=("library_id",),
+)
+ACCOUNTS = TableSpec(
+    "accounts.csv",
+    (Column("library_id"), Column("financial_year", "fy"), Column("line"), Column("amount", "money")),
+    key=("library_id", "financial_year", "line"),
+)
+RESERVES = TableSpec(
+    "reserves.csv",
+    (
+        Column("library_id"),
+        Column("financial_year", "fy"),
+        Column("unrestricted", "number"),
+        Column("designated", "money"),
+        Column("fixed_assets", "money"),
+        Column("restricted", "money"),
+    ),
+    key=("library_id", "financial_year"),
+)
+LINES = TableSpec(
+    "lines.csv",
+    (
+        Column("line"),
+        Column("side", "choice", SIDES),
+        Column("group"),
+        Column("running_cost", "choice", YES_NO),
+        Column("forecast", "choice", FORECAST_METHODS),
+        Column("label"),
+        Column("source"),
+    ),
+    key=("line",),
+)
+TAPER = TableSpec(
+    "taper.csv",
+    (Column("grant_year", "count"), Column("percent_of_running_costs", "money"), Column("source")),
+    key=("grant_year",),
+)
+ONE_OFF_GRANTS = TableSpec(
+    "one_off_grants.csv",
+    (
+        Column("financial_year", "fy"),
+        Column("line"),
+        Column("percent_of_running_costs", "money"),
+        Column("source"),
+    ),
+    key=("financial_year", "line"),
+)
+TRUSTEE_PROJECTIONS = TableSpec(
+    "trustee_projections.csv",
+    (
+        Column("library_id"),
+        Column("financial_year", "fy"),
+        Column("income", "money"),
+        Column("expenditure", "money"),
+        Column("closing_reserves", "number"),
+    ),
+    key=("library_id", "financial_year"),
+    optional=True,
+)
+TABLES = (LIBRARIES, ACCOUNTS, RESERVES, LINES, TAPER, ONE_OFF_GRANTS, TRUSTEE_PROJECTIONS)
+
+
+@dataclass(frozen=True)
+class Assumptions:
+    """The model's settings from ``assumptions.toml`` (each value's source is noted there)."""
+
+    horizon: int
+    actuals_to: int | None
+    base_years: int
+    cost_growth: float
+    income_growth: float
+    grant_payment: str
+    red_below_months: float
+    amber_below_months: float
+    tolerance_pounds: float
+    raw: dict = field(repr=False, compare=False, default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Validated inputs, with money as float pounds and financial years as start years."""
+
+    libraries: pd.DataFrame
+    accounts: pd.DataFrame
+    reserves: pd.DataFrame
+    lines: pd.DataFrame
+    taper: pd.DataFrame
+    one_off_grants: pd.DataFrame
+    trustee_projections: pd.DataFrame
+    assumptions: Assumptions
+    checksums: dict[str, str]
+
+    @property
+    def illustrative(self) -> bool:
+        """True when any library's data is the shipped illustrative sample."""
+        return bool((self.libraries["illustrative"] == "yes").any())
+
+    @property
+    def inputs_sha256(self) -> str:
+        """One checksum over every input file, for the footer of every page."""
+        digest = hashlib.sha256()
+        for name in sorted(self.checksums):
+            digest.update(f"{name}:{self.checksums[name]}\n".encode())
+        return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading a table as text
+
+
+def read_text_table(path: Path, label: str, problems: list[Problem]) -> pd.DataFrame | None:
+    """Read a CSV as strings, reporting a missing, empty or non-UTF-8 file as a problem."""
+    if not path.exists():
+        problems.append(Problem(label, None, None, "file is missing"))
+        return None
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        problems.append(Problem(label, line, None, "file is not UTF-8 text; save it as CSV UTF-8"))
+        return None
+    if not text.strip():
+        problems.append(Problem(label, None, None, "file is empty"))
+        return None
+    try:
+        frame = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except pd.errors.ParserError as err:
+        problems.append(Problem(label, None, None, f"not a readable CSV file ({err})"))
+        return None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if frame.empty:
+        problems.append(Problem(label, None, None, "file has a header but no rows"))
+        return None
+    frame.index = frame.index + 2  # the line a user sees: header is line 1
+    return frame.apply(lambda col: col.str.strip())
+
+
+def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list[Problem]) -> pd.DataFrame | None:
+    """Convert each column to its kind, collecting a problem for every bad cell and duplicate.
+
+    ``frame`` is all strings, indexed by the row number the user sees. Returns the converted
+    frame, or None when required columns are missing (nothing further can be checked).
+    """
+    missing = [c.name for c in spec.columns if c.required and c.name not in frame.columns]
+    for name in missing:
+        problems.append(Problem(label, 1, name, "required column is missing"))
+    if missing:
+        return None
+    out = pd.DataFrame(index=frame.index)
+    for column in spec.columns:
+        out[column.name] = _convert(frame[column.name], column, label, problems)
+    _check_duplicates(frame, spec, label, problems)
+    return out
+
+
+def _report(bad: pd.Series, raw: pd.Series, label: str, column: str, reason: str, problems: list[Problem]) -> None:
+    for row in bad[bad].index:
+        value = raw[row]
+        problems.append(Problem(label, int(row), column, reason.format(value=value)))
+
+
+def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]) -> pd.Series:
+    """One column from text to its kind; bad cells are reported and become missing."""
+    blank = raw == ""
+    _report(blank, raw, label, column.name, "value is missing", problems)
+    present = ~blank
+    if column.kind == "text":
+        return raw
+    if column.kind == "choice":
+        bad = present & ~raw.isin(column.choices)
+        _report(bad, raw, label, column.name, "'{value}' is not one of " + ", ".join(column.choices), problems)
+        return raw.where(~bad)
+    if column.kind in ("money", "number", "count"):
+        number = pd.to_numeric(raw.str.replace(",", "", regex=False), errors="coerce")
+        not_number = present & number.isna()
+        _report(not_number, raw, label, column.name, "'{value}' is not a number", problems)
+        if column.kind in ("money", "count"):
+            _report(number < 0, raw, label, column.name, "'{value}' must not be negative", problems)
+        if column.kind == "count":
+            _report(present & number.notna() & (number % 1 != 0), raw, label, column.name,
+                    "'{value}' must be a whole number", problems)
+        return number.astype(float)
+    if column.kind == "date":
+        dates = pd.to_datetime(raw, format="%Y-%m-%d", errors="coerce")
+        _report(present & dates.isna(), raw, label, column.name,
+                "'{value}' is not a date written like 2015-10-01", problems)
+        return dates
+    if column.kind == "fy":
+        years = raw.map(_fy_or_none)
+        _report(present & years.isna(), raw, label, column.name,
+                "'{value}' is not a financial year written like 2018/19", problems)
+        return years.astype("Int64")
+    raise ValueError(f"unknown column kind {column.kind!r}")
+
+
+def _fy_or_none(label: str) -> int | None:
+    try:
+        return parse_fy(label)
+    except ValueError:
+        return None
+
+
+def _check_duplicates(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list[Problem]) -> None:
+    dup = frame.duplicated(list(spec.key), keep="first")
+    for row in dup[dup].index:
+        first = frame.index[(frame[list(spec.key)] == frame.loc[row, list(spec.key)]).all(axis=1)][0]
+        key = ", ".join(f"{k}={frame.loc[row, k]}" for k in spec.key)
+        problems.append(Problem(label, int(row), spec.key[-1], f"duplicate row ({key}) repeats row {first}"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Assumptions
+
+
+def load_assumptions(path: Path, problems: list[Problem]) -> Assumptions | None:
+    """Read ``assumptions.toml`` and check every setting's presence, type and range."""
+    label = path.name
+    if not path.exists():
+        problems.append(Problem(label, None, None, "file is missing"))
+        return None
+    try:
+        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        problems.append(Problem(label, None, None, "file is not UTF-8 text"))
+        return None
+    except tomllib.TOMLDecodeError as err:
+        problems.append(Problem(label, getattr(err, "lineno", None), None, f"not valid TOML: {err}"))
+        return None
+    return assumptions_from_dict(raw, label, problems)
+
+
+def _setting(raw: dict, path: str, kind: type, label: str, problems: list[Problem], minimum: float | None = None):
+    section, key = path.split(".")
+    value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+    if value is None:
+        problems.append(Problem(label, None, path, "setting is missing"))
+        return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        problems.append(Problem(label, None, path, f"{value!r} should be a {kind.__name__}"))
+        return None
+    if minimum is not None and value < minimum:
+        problems.append(Problem(label, None, path, f"{value!r} must be at least {minimum}"))
+        return None
+    return value
+
+
+def _fy_setting(raw: dict, path: str, label: str, problems: list[Problem], allow_blank: bool) -> int | None:
+    value = _setting(raw, path, str, label, problems)
+    if value is None or (allow_blank and value == ""):
+        return None
+    try:
+        return parse_fy(value)
+    except ValueError as err:
+        problems.append(Problem(label, None, path, str(err)))
+        return None
+
+
+KNOWN_SETTINGS = {
+    "forecast": {"horizon", "actuals_to", "base_years"},
+    "growth": {"costs", "income"},
+    "grant": {"payment"},
+    "rag": {"red_below_months", "amber_below_months"},
+    "checks": {"tolerance_pounds"},
+}
+
+
+def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Assumptions | None:
+    """Build :class:`Assumptions` from parsed TOML, reporting unknown or bad settings."""
+    count = len(problems)
+    for section, value in raw.items():
+        if section not in KNOWN_SETTINGS or not isinstance(value, dict):
+            problems.append(Problem(label, None, section, "unknown section"))
+            continue
+        for key in value:
+            if key not in KNOWN_SETTINGS[section]:
+                problems.append(Problem(label, None, f"{section}.{key}", "unknown setting"))
+    values = dict(
+        horizon=_fy_setting(raw, "forecast.horizon", label, problems, allow_blank=False),
+        actuals_to=_fy_setting(raw, "forecast.actuals_to", label, problems, allow_blank=True),
+        base_years=_setting(raw, "forecast.base_years", int, label, problems, minimum=1),
+        cost_growth=_setting(raw, "growth.costs", float, label, problems, minimum=-0.5),
+        income_growth=_setting(raw, "growth.income", float, label, problems, minimum=-0.5),
+        grant_payment=_setting(raw, "grant.payment", str, label, problems),
+        red_below_months=_setting(raw, "rag.red_below_months", float, label, problems, minimum=0),
+        amber_below_months=_setting(raw, "rag.amber_below_months", float, label, problems, minimum=0),
+        tolerance_pounds=_setting(raw, "checks.tolerance_pounds", float, label, problems, minimum=0),
+    )
+    if values["grant_payment"] is not None and values["grant_payment"] not in PAYMENT_TIMINGS:
+        problems.append(Problem(label, None, "grant.payment",
+                                f"{values['grant_payment']!r} is not one of {', '.join(PAYMENT_TIMINGS)}"))
+    red, amber = values["red_below_months"], values["amber_below_months"]
+    if red is not None and amber is not None and amber < red:
+        problems.append(Problem(label, None, "rag.amber_below_months", "must not be below rag.red_below_months"))
+    if len(problems) > count:
+        return None
+    return Assumptions(**values, raw=raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-file checks
+
+
+def _unknown(frame: pd.DataFrame, column: str, known: pd.Series, label: str, what: str, problems: list[Problem]) -> pd.Series:
+    bad = frame[column].notna() & ~frame[column].isin(set(known))
+    _report(bad, frame[column], label, column, f"'{{value}}' is not a known {what}", problems)
+    return bad
+
+
+def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, problems: list[Problem]) -> None:
+    """Checks that need two files: ids and lines that exist, dates inside the horizon."""
+    libraries, lines = tables["libraries.csv"], tables["lines.csv"]
+    for name in ("accounts.csv", "reserves.csv", "trustee_projections.csv"):
+        if name in tables:
+            _unknown(tables[name], "library_id", libraries["library_id"], name, "library_id (not in libraries.csv)", problems)
+    _unknown(tables["accounts.csv"], "line", lines["line"], "accounts.csv", "line (not in lines.csv)", problems)
+    _unknown(tables["one_off_grants.csv"], "line", lines["line"], "one_off_grants.csv", "line (not in lines.csv)", problems)
+    horizon_end = pd.Timestamp(assumptions.horizon + 1, 3, 31)
+    late = libraries["transfer_date"] > horizon_end
+    _report(late, libraries["transfer_date"].dt.strftime("%Y-%m-%d"), "libraries.csv", "transfer_date",
+            f"'{{value}}' is after the forecast horizon {fy_label(assumptions.horizon)}", problems)
+    taper = tables["taper.csv"]
+    expected = list(range(1, len(taper) + 1))
+    if sorted(taper["grant_year"].dropna().astype(int)) != expected:
+        problems.append(Problem("taper.csv", None, "grant_year", "grant years must run 1, 2, 3, ... with no gaps"))
+    for library_id in set(libraries["library_id"]) - set(tables["reserves.csv"]["library_id"]):
+        row = libraries.index[libraries["library_id"] == library_id][0]
+        problems.append(Problem("libraries.csv", int(row), "library_id",
+                                f"'{library_id}' has no rows in reserves.csv: its reserves cannot be projected"))
+
+
+def check_reserves_reconcile(accounts: pd.DataFrame, reserves: pd.DataFrame, lines: pd.DataFrame,
+                             tolerance: float, problems: list[Problem]) -> None:
+    """Closing total funds = previous closing + income - expenditure, for every actual year.
+
+    A mismatch means a line is missing from the accounts or a figure is mistyped; projecting
+    from figures that do not tie would put an unexplained gap in front of a committee.
+    """
+    sign = lines.set_index("line")["side"].map({"income": 1.0, "expenditure": -1.0})
+    flows = accounts.assign(net=accounts["amount"] * accounts["line"].map(sign))
+    net = flows.groupby(["library_id", "financial_year"])["net"].sum()
+    funds = reserves.assign(total=reserves["unrestricted"] + reserves["restricted"], row=reserves.index)
+    funds = funds.sort_values(["library_id", "financial_year"])
+    funds["previous"] = funds.groupby("library_id")["total"].shift()
+    funds["previous_year"] = funds.groupby("library_id")["financial_year"].shift()
+    funds["net"] = [net.get((lib, year), 0.0) for lib, year in zip(funds["library_id"], funds["financial_year"])]
+    follows = funds["previous_year"].notna() & (funds["financial_year"] == funds["previous_year"] + 1)
+    gap = funds["total"] - (funds["previous"] + funds["net"])
+    for _, row in funds[follows & (gap.abs() > tolerance)].iterrows():
+        problems.append(Problem(
+            "reserves.csv", int(row["row"]), "unrestricted",
+            f"closing funds {row['total']:,.2f} do not equal the previous year's {row['previous']:,.2f} "
+            f"plus income less expenditure in accounts.csv ({row['net']:,.2f}): differ by {gap[_]:,.2f}",
+        ))
+
+
+# ---------------------------------------------------------------------------------------------
+# Annual returns (Excel): same checks as the CSVs, then they replace the CSV rows they cover
+
+RETURN_TABLES = {"Accounts": ACCOUNTS, "Reserves": RESERVES, "Projection": TRUSTEE_PROJECTIONS}
+
+
+def _return_spec(sheet: str) -> TableSpec:
+    """The CSV spec of a return sheet, less ``library_id`` (the workbook names its library once)."""
+    spec = RETURN_TABLES[sheet]
+    columns = tuple(c for c in spec.columns if c.name != "library_id")
+    assert tuple(c.name for c in columns) == SHEET_COLUMNS[sheet]
+    return TableSpec(spec.name, columns, tuple(k for k in spec.key if k != "library_id"))
+
+
+def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[Problem]) -> dict[str, pd.DataFrame]:
+    """Read every ``returns/*.xlsx`` and let its rows replace the CSV rows for the same library and years."""
+    if not folder.is_dir():
+        return tables
+    known = set(tables["libraries.csv"]["library_id"])
+    for path in sorted(folder.glob("*.xlsx")):
+        label = f"returns/{path.name}"
+        try:
+            library_id, sheets = read_return(path)
+        except ReturnUnreadable as err:
+            problems.append(Problem(label, None, None, str(err)))
+            continue
+        if library_id not in known:
+            problems.append(Problem(f"{label}[Library]", 1, "B1", f"'{library_id}' is not a library_id in libraries.csv"))
+            continue
+        for sheet, frame in sheets.items():
+            if frame.empty:
+                continue
+            checked = check_table(frame, _return_spec(sheet), f"{label}[{sheet}]", problems)
+            if checked is None:
+                continue
+            target = RETURN_TABLES[sheet].name
+            current = tables.get(target, pd.DataFrame(columns=checked.columns.tolist() + ["library_id"]))
+            replaced = (current["library_id"] == library_id) & current["financial_year"].isin(set(checked["financial_year"]))
+            tables[target] = pd.concat([current[~replaced], checked.assign(library_id=library_id)], ignore_index=True)
+    return tables
+
+
+# ---------------------------------------------------------------------------------------------
+# The public entry point
+
+
+def file_checksums(directory: Path) -> dict[str, str]:
+    """SHA-256 of every input file, recorded in ``run.json`` and on every page."""
+    return {
+        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and not path.name.startswith(".")
+    }
+
+
+def load_inputs(directory: Path) -> Inputs:
+    """Read and check every input under ``directory``; raise :class:`InputError` listing all problems."""
+    directory = Path(directory)
+    problems: list[Problem] = []
+    if not directory.is_dir():
+        raise InputError([Problem(str(directory), None, None, "inputs folder does not exist")])
+    assumptions = load_assumptions(directory / "assumptions.toml", problems)
+    tables: dict[str, pd.DataFrame] = {}
+    for spec in TABLES:
+        path = directory / spec.name
+        if spec.optional and not path.exists():
+            continue
+        raw = read_text_table(path, spec.name, problems)
+        checked = None if raw is None else check_table(raw, spec, spec.name, problems)
+        if checked is not None:
+            tables[spec.name] = checked
+    if not problems:
+        tables = apply_returns(directory / "returns", tables, problems)
+    if not problems and assumptions is not None:
+        check_references(tables, assumptions, problems)
+    if not problems:
+        check_reserves_reconcile(tables["accounts.csv"], tables["reserves.csv"], tables["lines.csv"],
+                                 assumptions.tolerance_pounds, problems)
+    if problems or assumptions is None:
+        raise InputError(problems)
+    return _as_inputs(tables, assumptions, file_checksums(directory))
+
+
+def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checksums: dict[str, str]) -> Inputs:
+    """Give downstream stages plain frames: ``year`` ints instead of labels, clean indexes."""
+
+    def years(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.rename(columns={"financial_year": "year"}).reset_index(drop=True)
+        frame["year"] = frame["year"].astype(int)
+        return frame
+
+    empty_trustees = pd.DataFrame(columns=["library_id", "year", "income", "expenditure", "closing_reserves"])
+    trustees = tables.get("trustee_projections.csv")
+    return Inputs(
+        libraries=tables["libraries.csv"].reset_index(drop=True),
+        accounts=years(tables["accounts.csv"]),
+        reserves=years(tables["reserves.csv"]),
+        lines=tables["lines.csv"].reset_index(drop=True),
+        taper=tables["taper.csv"].assign(grant_year=lambda t: t["grant_year"].astype(int)).reset_index(drop=True),
+        one_off_grants=years(tables["one_off_grants.csv"]),
+        trustee_projections=empty_trustees if trustees is None else years(trustees),
+        assumptions=assumptions,
+        checksums=checksums,
+    )
+

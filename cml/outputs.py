@@ -1,0 +1,137 @@
+"""Write the pack: CSV figures, the officers' workbook and the run's provenance, atomically.
+
+Everything is written into a staging folder inside the outputs folder first; only when every
+file has been written are they moved into place. A run that fails part way (bad input, a failed
+check, a rendering error) therefore leaves the previous pack exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
+
+from cml import __version__
+from cml.inputs import Inputs
+from cml.projection import Forecast
+
+PROJECTION_COLUMNS = [
+    "library_id", "name", "financial_year", "scenario", "actual_or_forecast", "council_grant",
+    "self_generated_income", "other_income", "income", "expenditure", "surplus", "opening_reserves",
+    "closing_reserves", "free_reserves", "reserves_target", "months_of_cover", "rag",
+]
+PORTFOLIO_COLUMNS = [
+    "scenario", "financial_year", "libraries_red", "libraries_amber", "libraries_green", "council_grant",
+    "income", "expenditure", "deficit", "closing_reserves", "free_reserves",
+]
+SUMMARY_COLUMNS = [
+    "scenario", "library_id", "name", "rag_now", "months_of_cover_now", "last_grant_year",
+    "months_of_cover_at_grant_end", "run_out_year", "horizon_closing_reserves", "horizon_free_reserves",
+    "annual_gap",
+]
+MONEY_FORMAT = '£#,##0;[Red](£#,##0);"-"'
+MONTHS_FORMAT = "0.0"
+NOT_MONEY = {"months_of_cover", "months_of_cover_now", "months_of_cover_at_grant_end",
+             "libraries_red", "libraries_amber", "libraries_green"}
+
+
+def run_info(inputs: Inputs) -> dict:
+    """What every page footer and ``run.json`` say about this run."""
+    return {
+        "version": __version__,
+        "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "inputs_sha256": inputs.inputs_sha256,
+        "illustrative": inputs.illustrative,
+    }
+
+
+def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
+    """The frames written as CSV and as workbook sheets, in the order an officer reads them."""
+    return {
+        "summary": forecast.summary[SUMMARY_COLUMNS],
+        "portfolio": forecast.portfolio[PORTFOLIO_COLUMNS],
+        "projection": forecast.projection[PROJECTION_COLUMNS],
+    }
+
+
+def write_csvs(frames: dict[str, pd.DataFrame], folder: Path) -> None:
+    """``projection.csv``, ``portfolio.csv`` and ``summary.csv``; unrounded, for further analysis."""
+    for name, frame in frames.items():
+        frame.to_csv(folder / f"{name}.csv", index=False)
+
+
+def write_workbook(frames: dict[str, pd.DataFrame], path: Path, illustrative: bool) -> None:
+    """``figures.xlsx``: one sheet per table, money as £ with thousands separators, frozen headers."""
+    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+        for name, frame in frames.items():
+            frame.to_excel(writer, sheet_name=name.capitalize(), index=False, startrow=1 if illustrative else 0)
+            sheet = writer.sheets[name.capitalize()]
+            header_row = 2 if illustrative else 1
+            if illustrative:
+                sheet["A1"] = "ILLUSTRATIVE DATA: these figures are made up and are not any library's accounts."
+                sheet["A1"].font = Font(bold=True, color="B00000")
+            sheet.freeze_panes = sheet.cell(row=header_row + 1, column=3)
+            for index, column in enumerate(frame.columns, start=1):
+                letter = get_column_letter(index)
+                sheet.column_dimensions[letter].width = max(12, min(40, len(column) + 2))
+                sheet.cell(row=header_row, column=index).font = Font(bold=True)
+                if pd.api.types.is_float_dtype(frame[column]):
+                    number_format = MONTHS_FORMAT if column in NOT_MONEY else MONEY_FORMAT
+                    for cell in sheet[letter][header_row:]:
+                        cell.number_format = number_format
+
+
+def write_run_json(forecast: Forecast, inputs: Inputs, info: dict, path: Path) -> None:
+    """Provenance: version, time, every input's SHA-256, the assumptions, and the checks' results."""
+    record = {
+        **info,
+        "inputs": inputs.checksums,
+        "assumptions": inputs.assumptions.raw,
+        "checks": [asdict(check) for check in forecast.checks],
+        "all_checks_passed": all(check.passed for check in forecast.checks),
+    }
+    path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+@contextmanager
+def staged(out_dir: Path):
+    """Yield a staging folder; on success move its contents over ``out_dir``'s, else discard it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        yield staging
+        for entry in sorted(staging.iterdir()):
+            target = out_dir / entry.name
+            if target.is_dir() and entry.is_dir():
+                retired = Path(tempfile.mkdtemp(prefix=".retired-", dir=out_dir))
+                os.replace(target, retired / entry.name)
+                os.replace(entry, target)
+                shutil.rmtree(retired)
+            else:
+                os.replace(entry, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_pack(forecast: Forecast, inputs: Inputs, out_dir: Path,
+               render: Callable[[Forecast, Path, dict], object] | None = None) -> dict:
+    """Write every output of a run into ``out_dir`` atomically; return the run info."""
+    info = run_info(inputs)
+    with staged(Path(out_dir)) as staging:
+        frames = tables(forecast)
+        write_csvs(frames, staging)
+        write_workbook(frames, staging / "figures.xlsx", inputs.illustrative)
+        if render is not None:
+            render(forecast, staging, info)
+        write_run_json(forecast, inputs, info, staging / "run.json")
+    return info

@@ -1,0 +1,301 @@
+"""The reserves-and-deficit projection: stage 3 of the pipeline.
+
+From each library's last year of actuals to the horizon, year by year: income and expenditure by
+line, the council grant from the schedule, surplus or deficit, closing and free reserves, months
+of cover and a RAG status. Everything is computed on whole frames (all libraries and years at
+once); the only loop is over scenarios.
+
+How each line is forecast is data (``lines.csv`` column ``forecast``):
+
+* ``schedule`` - the council taper grant from :mod:`cml.schedule`;
+* ``one_off`` - only what ``one_off_grants.csv`` names for a forecast year (nothing otherwise);
+* ``trend`` - the average of the latest ``base_years`` full actual years (a year a library did
+  not report the line counts as nil), grown each year by ``growth.costs`` or ``growth.income``.
+
+In forecast years restricted funds, designated funds and fixed assets stay at their last actual
+value, so each year's surplus or deficit moves free reserves pound for pound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from cml.fy import fy_label
+from cml.checks import assert_reconciles
+from cml.inputs import Inputs
+from cml.schedule import grant_schedule, last_grant_year, one_off_grants
+
+RAG_ORDER = ("Red", "Amber", "Green")
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """Every figure cml reports, as plain frames (columns in ARCHITECTURE.md)."""
+
+    projection: pd.DataFrame
+    lines: pd.DataFrame
+    summary: pd.DataFrame
+    portfolio: pd.DataFrame
+    libraries: pd.DataFrame
+    trustee_projections: pd.DataFrame
+    horizon: int
+    grant_schedule: pd.DataFrame
+    checks: tuple = ()
+
+
+# ---------------------------------------------------------------------------------------------
+# Which years are actual
+
+
+def last_actual_years(inputs: Inputs) -> pd.Series:
+    """Each library's last year of actuals: its latest reserves year, capped at ``actuals_to``."""
+    latest = inputs.reserves.groupby("library_id")["year"].max()
+    cutoff = inputs.assumptions.actuals_to
+    return latest if cutoff is None else latest.clip(upper=cutoff)
+
+
+def first_years(libraries: pd.DataFrame) -> pd.Series:
+    """The financial year each library transferred in (its first, usually part, year)."""
+    transfer = pd.to_datetime(libraries["transfer_date"])
+    return pd.Series(np.where(transfer.dt.month >= 4, transfer.dt.year, transfer.dt.year - 1),
+                     index=libraries["library_id"].values)
+
+
+def year_grid(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
+    """One row per library and financial year from transfer to the horizon, flagged actual or forecast."""
+    first = first_years(inputs.libraries)
+    horizon = inputs.assumptions.horizon
+    rows = [(lib, year) for lib, start in first.items() for year in range(int(start), horizon + 1)]
+    grid = pd.DataFrame(rows, columns=["library_id", "year"])
+    grid["actual_or_forecast"] = np.where(grid["year"] <= grid["library_id"].map(last_actual), "actual", "forecast")
+    return grid
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines: actuals, then each forecast method
+
+
+def actual_lines(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
+    """The accounts up to each library's last actual year: ``library_id, year, line, amount``."""
+    accounts = inputs.accounts
+    keep = accounts["year"] <= accounts["library_id"].map(last_actual)
+    return accounts.loc[keep, ["library_id", "year", "line", "amount"]]
+
+
+def trend_base(actuals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
+    """Average of each trend line over the latest ``base_years`` full years before the forecast.
+
+    The transfer year is a part year, so it is left out whenever a full year exists. A line
+    missing from a year's accounts counts as nil in the average.
+    """
+    trend_lines = inputs.lines.loc[inputs.lines["forecast"] == "trend", "line"]
+    first_full = (first_years(inputs.libraries) + 1).reindex(last_actual.index)
+    window_start = np.maximum(last_actual - inputs.assumptions.base_years + 1, np.minimum(first_full, last_actual))
+    years_in_window = last_actual - window_start + 1
+    in_window = (actuals["year"] >= actuals["library_id"].map(window_start)) & (
+        actuals["year"] <= actuals["library_id"].map(last_actual))
+    window = actuals[in_window & actuals["line"].isin(trend_lines)]
+    base = window.groupby(["library_id", "line"], as_index=False)["amount"].sum()
+    base["base"] = base["amount"] / base["library_id"].map(years_in_window)
+    base["base_year"] = base["library_id"].map(last_actual)
+    return base[["library_id", "line", "base", "base_year"]]
+
+
+def forecast_trend_lines(base: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
+    """Grow each base from its base year at the growth rate of its side (costs or income)."""
+    forecast_years = grid[grid["actual_or_forecast"] == "forecast"][["library_id", "year"]]
+    rows = forecast_years.merge(base, on="library_id")
+    side = rows["line"].map(inputs.lines.set_index("line")["side"])
+    growth = np.where(side == "expenditure", inputs.assumptions.cost_growth, inputs.assumptions.income_growth)
+    rows["amount"] = rows["base"] * (1.0 + growth) ** (rows["year"] - rows["base_year"])
+    return rows[["library_id", "year", "line", "amount"]]
+
+
+def forecast_grant_lines(schedule: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
+    """Council taper grant and programme one-off grants in forecast years."""
+    forecast_years = grid[grid["actual_or_forecast"] == "forecast"][["library_id", "year"]]
+    grant_line = inputs.lines.loc[inputs.lines["forecast"] == "schedule", "line"]
+    taper = schedule.assign(line=grant_line.iloc[0] if len(grant_line) else "council_grant")
+    taper = taper.rename(columns={"council_grant": "amount"})
+    one_offs = one_off_grants(inputs.libraries, inputs.one_off_grants)
+    grants = pd.concat([taper, one_offs], ignore_index=True)
+    return forecast_years.merge(grants, on=["library_id", "year"])[["library_id", "year", "line", "amount"]]
+
+
+def all_lines(inputs: Inputs, schedule: pd.DataFrame, grid: pd.DataFrame, last_actual: pd.Series) -> pd.DataFrame:
+    """Actual and forecast amounts by line, with each line's side and group attached."""
+    actuals = actual_lines(inputs, last_actual)
+    base = trend_base(actuals, inputs, last_actual)
+    lines = pd.concat(
+        [actuals, forecast_trend_lines(base, grid, inputs), forecast_grant_lines(schedule, grid, inputs)],
+        ignore_index=True,
+    )
+    lines = lines.groupby(["library_id", "year", "line"], as_index=False)["amount"].sum()
+    meta = inputs.lines.set_index("line")[["side", "group"]]
+    return lines.join(meta, on="line")
+
+
+# ---------------------------------------------------------------------------------------------
+# Yearly totals and reserves
+
+
+def yearly_totals(lines: pd.DataFrame, grid: pd.DataFrame) -> pd.DataFrame:
+    """Grant, self-generated income, other income, income, expenditure and surplus per library-year."""
+    income = lines[lines["side"] == "income"]
+    heads = {
+        "council_grant": income[income["group"] == "council_grant"],
+        "self_generated_income": income[income["group"] == "self_generated"],
+        "other_income": income[~income["group"].isin(["council_grant", "self_generated"])],
+        "income": income,
+        "expenditure": lines[lines["side"] == "expenditure"],
+    }
+    totals = grid.copy()
+    for head, rows in heads.items():
+        summed = rows.groupby(["library_id", "year"])["amount"].sum().rename(head)
+        totals = totals.join(summed, on=["library_id", "year"])
+    totals[list(heads)] = totals[list(heads)].fillna(0.0)
+    totals["surplus"] = totals["income"] - totals["expenditure"]
+    return totals
+
+
+def reserves_path(totals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
+    """Opening, closing and free reserves: actuals from reserves.csv, then opening + surplus.
+
+    Closing total funds = unrestricted + restricted. Free reserves (CC19) = unrestricted less
+    designated funds less fixed assets; in forecast years the tied-up funds stay at their last
+    actual value.
+    """
+    reserves = inputs.reserves.assign(
+        closing=lambda r: r["unrestricted"] + r["restricted"],
+        tied=lambda r: r["restricted"] + r["designated"] + r["fixed_assets"],
+    )
+    at_cut = reserves[reserves["year"] == reserves["library_id"].map(last_actual)].set_index("library_id")
+    out = totals.merge(reserves[["library_id", "year", "closing", "tied"]], on=["library_id", "year"], how="left")
+    forecast = out["actual_or_forecast"] == "forecast"
+    flows = out["surplus"].where(forecast, 0.0).groupby(out["library_id"]).cumsum()
+    out["closing_reserves"] = np.where(forecast, out["library_id"].map(at_cut["closing"]) + flows, out["closing"])
+    tied = np.where(forecast, out["library_id"].map(at_cut["tied"]), out["tied"])
+    out["free_reserves"] = out["closing_reserves"] - tied
+    out = out[out["closing_reserves"].notna()].copy()
+    previous = out.groupby("library_id")["closing_reserves"].shift()
+    out["opening_reserves"] = previous.fillna(out["closing_reserves"] - out["surplus"])
+    return out.drop(columns=["closing", "tied"])
+
+
+def cover_and_rag(frame: pd.DataFrame, libraries: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
+    """Months of cover, the reserves-policy target in pounds, and the RAG status.
+
+    Red: free reserves below ``red_below_months`` of expenditure (or gone). Amber: below the
+    higher of ``amber_below_months`` and the library's own reserves policy. Green otherwise.
+    """
+    monthly = frame["expenditure"] / 12.0
+    target_months = frame["library_id"].map(libraries.set_index("library_id")["reserves_target_months"])
+    frame["reserves_target"] = target_months * monthly
+    frame["months_of_cover"] = (frame["free_reserves"] / monthly.where(monthly > 0)).round(10)
+    rag = inputs.assumptions
+    amber_line = np.maximum(rag.amber_below_months, target_months)
+    cover = frame["months_of_cover"].fillna(np.inf)
+    frame["rag"] = np.select(
+        [(frame["free_reserves"] < 0) | (cover < rag.red_below_months), cover < amber_line],
+        ["Red", "Amber"],
+        "Green",
+    )
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+
+
+def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series) -> pd.DataFrame:
+    """Library records with lease end, years of lease left at the end of actuals, and last grant year."""
+    libraries = inputs.libraries.copy()
+    start = pd.to_datetime(libraries["lease_start"])
+    libraries["lease_end"] = [s + pd.DateOffset(years=int(n)) for s, n in zip(start, libraries["lease_years"])]
+    as_of = pd.to_datetime([f"{int(y) + 1}-03-31" for y in libraries["library_id"].map(last_actual)])
+    libraries["lease_years_remaining"] = ((libraries["lease_end"] - as_of).dt.days / 365.25).round(1)
+    libraries["last_actual_year"] = libraries["library_id"].map(last_actual).map(fy_label)
+    libraries["last_grant_year"] = libraries["library_id"].map(last_grant_year(schedule)).map(fy_label)
+    return libraries
+
+
+def summarise(projection: pd.DataFrame, libraries: pd.DataFrame) -> pd.DataFrame:
+    """One row per scenario and library: the headline figures of a briefing."""
+    keys = ["scenario", "library_id"]
+    by = projection.groupby(keys, sort=False)
+    last_grant = projection["library_id"].map(libraries.set_index("library_id")["last_grant_year"])
+    now = projection[projection["actual_or_forecast"] == "actual"].groupby(keys).tail(1).set_index(keys)
+    at_grant_end = projection[projection["financial_year"] == last_grant].set_index(keys)
+    horizon = by.tail(1).set_index(keys)
+    run_out = projection[projection["free_reserves"] < 0].groupby(keys)["financial_year"].first()
+    after_grant = projection[(projection["actual_or_forecast"] == "forecast") & (projection["council_grant"] == 0)]
+    first_after = after_grant.groupby(keys).head(1).set_index(keys)
+    summary = horizon[["name"]].copy()
+    summary["rag_now"] = now["rag"]
+    summary["months_of_cover_now"] = now["months_of_cover"]
+    summary["last_grant_year"] = horizon.index.get_level_values("library_id").map(
+        libraries.set_index("library_id")["last_grant_year"])
+    summary["months_of_cover_at_grant_end"] = at_grant_end["months_of_cover"]
+    summary["run_out_year"] = run_out.reindex(summary.index).astype(object).where(lambda s: s.notna(), None)
+    summary["horizon_closing_reserves"] = horizon["closing_reserves"]
+    summary["horizon_free_reserves"] = horizon["free_reserves"]
+    summary["annual_gap"] = (first_after["expenditure"] - first_after["income"]).reindex(summary.index)
+    return summary.reset_index()
+
+
+def portfolio_by_year(projection: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario and year: libraries by RAG and the money summed over libraries.
+
+    ``deficit`` is the sum of the deficits of libraries in deficit (a positive number), not
+    the net of surpluses and deficits: it is what the libraries must find from reserves.
+    """
+    keys = ["scenario", "year", "financial_year"]
+    counts = pd.crosstab([projection[k] for k in keys], projection["rag"]).reindex(columns=list(RAG_ORDER), fill_value=0)
+    counts.columns = [f"libraries_{c.lower()}" for c in counts.columns]
+    money = projection.assign(deficit=(-projection["surplus"]).clip(lower=0)).groupby(keys)[
+        ["council_grant", "income", "expenditure", "deficit", "closing_reserves", "free_reserves"]
+    ].sum()
+    return counts.join(money).reset_index()
+
+
+# ---------------------------------------------------------------------------------------------
+# The stage's entry point
+
+
+def project_baseline(inputs: Inputs, scenario: str = "baseline") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Projection rows and line rows for one scenario, plus the grant schedule and cut-offs."""
+    schedule = grant_schedule(inputs.libraries, inputs.taper, inputs.assumptions.grant_payment)
+    last_actual = last_actual_years(inputs)
+    grid = year_grid(inputs, last_actual)
+    lines = all_lines(inputs, schedule, grid, last_actual)
+    totals = yearly_totals(lines, grid)
+    projection = cover_and_rag(reserves_path(totals, inputs, last_actual), inputs.libraries, inputs)
+    names = inputs.libraries.set_index("library_id")["name"]
+    projection.insert(0, "scenario", scenario)
+    projection.insert(2, "name", projection["library_id"].map(names))
+    projection.insert(3, "financial_year", projection["year"].map(fy_label))
+    lines.insert(0, "scenario", scenario)
+    lines["financial_year"] = lines["year"].map(fy_label)
+    return projection.reset_index(drop=True), lines, schedule, last_actual
+
+
+def build_forecast(inputs: Inputs) -> Forecast:
+    """Run the projection and every reconciliation check; raise if a check fails."""
+    projection, lines, schedule, last_actual = project_baseline(inputs)
+    libraries = library_facts(inputs, schedule, last_actual)
+    forecast = Forecast(
+        projection=projection,
+        lines=lines,
+        summary=summarise(projection, libraries),
+        portfolio=portfolio_by_year(projection),
+        libraries=libraries,
+        trustee_projections=inputs.trustee_projections.assign(
+            financial_year=lambda t: t["year"].map(fy_label)),
+        horizon=inputs.assumptions.horizon,
+        grant_schedule=schedule,
+    )
+    return replace(forecast, checks=tuple(assert_reconciles(forecast, inputs)))
+

@@ -1,0 +1,79 @@
+"""A library's annual return as an Excel workbook: read one, or write a blank one to fill in.
+
+Treasurers keep their figures in Excel; a return carries the same rows as the CSVs for one
+library. This module only moves cells to and from text tables: the checking is done by
+``cml.inputs`` with the same rules as the CSVs, so a return gets the same error messages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from openpyxl import Workbook, load_workbook
+from openpyxl.utils.exceptions import InvalidFileException
+
+LIBRARY_SHEET = "Library"
+SHEET_COLUMNS = {
+    "Accounts": ("financial_year", "line", "amount"),
+    "Reserves": ("financial_year", "unrestricted", "designated", "fixed_assets", "restricted"),
+    "Projection": ("financial_year", "income", "expenditure", "closing_reserves"),
+}
+
+
+class ReturnUnreadable(Exception):
+    """The file is not a workbook, or lacks the sheets a return must have."""
+
+
+def _cell_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def read_return(path: Path) -> tuple[str, dict[str, pd.DataFrame]]:
+    """The library id (cell B1 of ``Library``) and each sheet as text, indexed by Excel row."""
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, OSError, KeyError, ValueError) as err:
+        raise ReturnUnreadable(f"not an Excel workbook (.xlsx): {err}") from err
+    try:
+        missing = [s for s in (LIBRARY_SHEET, *SHEET_COLUMNS) if s not in book.sheetnames]
+        if missing:
+            raise ReturnUnreadable(
+                f"workbook lacks sheet(s) {', '.join(missing)}; it has {', '.join(book.sheetnames)}. "
+                "Start from `cml template`"
+            )
+        library_id = _cell_text(book[LIBRARY_SHEET]["B1"].value)
+        sheets = {}
+        for name in SHEET_COLUMNS:
+            rows = [[_cell_text(v) for v in row] for row in book[name].iter_rows(values_only=True)]
+            rows = [r for r in rows if any(r)]
+            header = rows[0] if rows else []
+            frame = pd.DataFrame([r[: len(header)] for r in rows[1:]], columns=header, dtype=str)
+            frame.index = frame.index + 2
+            sheets[name] = frame
+        return library_id, sheets
+    finally:
+        book.close()
+
+
+def write_template(path: Path, library_id: str, lines: pd.DataFrame) -> None:
+    """A blank return for one library, with the allowed lines listed on a ``Lines`` sheet."""
+    book = Workbook()
+    info = book.active
+    info.title = LIBRARY_SHEET
+    info.append(["library_id", library_id])
+    info.append(["How to fill in", "One row per financial year (e.g. 2024/25) and line; amounts in pounds, "
+                 "never negative. The Lines sheet lists every line and whether it is income or expenditure."])
+    for name, columns in SHEET_COLUMNS.items():
+        sheet = book.create_sheet(name)
+        sheet.append(list(columns))
+        sheet.freeze_panes = "A2"
+    reference = book.create_sheet("Lines")
+    reference.append(["line", "side", "label"])
+    for row in lines[["line", "side", "label"]].itertuples(index=False):
+        reference.append(list(row))
+    book.save(path)
