@@ -46,10 +46,9 @@ def lines_tie_to_totals(projection: pd.DataFrame, lines: pd.DataFrame) -> pd.Ser
     """Income and expenditure in the projection equal the sum of their lines."""
     keys = ["scenario", "library_id", "year"]
     by_side = lines.pivot_table(index=keys, columns="side", values="amount", aggfunc="sum", fill_value=0.0)
-    joined = projection.set_index(keys)[["income", "expenditure"]].join(by_side, rsuffix="_lines")
-    joined = joined.fillna(0.0)
-    return pd.concat([joined["income"] - joined.get("income_lines", 0.0),
-                      joined["expenditure"] - joined.get("expenditure_lines", 0.0)])
+    by_side = by_side.reindex(columns=["income", "expenditure"], fill_value=0.0).add_suffix("_lines")
+    joined = projection.set_index(keys)[["income", "expenditure"]].join(by_side).fillna(0.0)
+    return pd.concat([joined["income"] - joined["income_lines"], joined["expenditure"] - joined["expenditure_lines"]])
 
 
 def portfolio_is_sum_of_libraries(projection: pd.DataFrame, portfolio: pd.DataFrame) -> pd.Series:

@@ -70,8 +70,9 @@ def main() -> None:
 @inputs_option
 @click.option("--outputs", "outputs_dir", type=click.Path(path_type=Path), default=DEFAULT_OUTPUTS,
               show_default=True, help="Folder the pack is written to (previous pack replaced only on success).")
+@click.option("--no-pdf", is_flag=True, help="Skip the PDF briefings (CSV, Excel and run.json only).")
 @reports_input_errors
-def forecast(inputs_dir: Path, outputs_dir: Path) -> None:
+def forecast(inputs_dir: Path, outputs_dir: Path, no_pdf: bool) -> None:
     """Project every library's reserves to the horizon and write the pack.
 
     Writes projection.csv, portfolio.csv, summary.csv, figures.xlsx and run.json.

@@ -1,0 +1,92 @@
+"""The command line as a user meets it: the shipped inputs, real files written, bad input refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from openpyxl import load_workbook
+
+from cml.cli import main
+
+SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory) -> Path:
+    """One forecast of the shipped inputs (no PDFs: the render tests cover those)."""
+    out = tmp_path_factory.mktemp("pack")
+    result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(out), "--no-pdf"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_forecast_writes_the_tables_and_they_read_back(pack: Path) -> None:
+    projection = pd.read_csv(pack / "projection.csv")
+    assert projection["library_id"].nunique() == 35
+    assert projection["financial_year"].max() == "2034/35"
+    assert set(projection["actual_or_forecast"]) == {"actual", "forecast"}
+    portfolio = pd.read_csv(pack / "portfolio.csv")
+    by_year = projection.groupby(["scenario", "financial_year"])["closing_reserves"].sum()
+    assert portfolio.set_index(["scenario", "financial_year"])["closing_reserves"].sub(by_year).abs().max() < 0.01
+
+
+def test_workbook_has_money_formatted_and_headers_frozen(pack: Path) -> None:
+    book = load_workbook(pack / "figures.xlsx")
+    sheet = book["Projection"]
+    assert sheet.freeze_panes == "C3"
+    header = [c.value for c in sheet[2]]
+    grant = sheet.cell(row=3, column=header.index("council_grant") + 1)
+    assert "£#,##0" in grant.number_format
+    assert "ILLUSTRATIVE" in sheet["A1"].value
+
+
+def test_run_json_records_checksums_assumptions_and_passed_checks(pack: Path) -> None:
+    run = json.loads((pack / "run.json").read_text())
+    assert set(run["inputs"]) >= {"libraries.csv", "accounts.csv", "taper.csv", "assumptions.toml"}
+    assert run["assumptions"]["forecast"]["horizon"] == "2034/35"
+    assert run["all_checks_passed"] and len(run["checks"]) >= 4
+    assert run["illustrative"] is True
+
+
+def test_bad_input_exits_non_zero_names_the_cell_and_leaves_the_pack(tmp_path: Path, pack: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(pack, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    broken = tmp_path / "inputs"
+    shutil.copytree(SHIPPED, broken)
+    text = (broken / "accounts.csv").read_text().replace("anstey,2015/16,cafe,176.60", "anstey,2015/16,cafe,17six", 1)
+    (broken / "accounts.csv").write_text(text)
+    result = CliRunner().invoke(main, ["forecast", "--inputs", str(broken), "--outputs", str(out), "--no-pdf"])
+    assert result.exit_code == 1
+    assert "accounts.csv:3: amount: '17six' is not a number" in result.output
+    assert "Traceback" not in result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".staging")]
+
+
+def test_validate_reports_a_clean_folder() -> None:
+    result = CliRunner().invoke(main, ["validate", "--inputs", str(SHIPPED)])
+    assert result.exit_code == 0 and "no problems found" in result.output
+
+
+def test_template_writes_a_return_the_loader_accepts(tmp_path: Path) -> None:
+    path = tmp_path / "anstey.xlsx"
+    result = CliRunner().invoke(main, ["template", str(path), "--library", "anstey", "--inputs", str(SHIPPED)])
+    assert result.exit_code == 0, result.output
+    assert load_workbook(path).sheetnames[:4] == ["Library", "Accounts", "Reserves", "Projection"]
+
+
+def test_template_for_an_unknown_library_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["template", str(tmp_path / "x.xlsx"), "--library", "nowhere", "--inputs", str(SHIPPED)])
+    assert result.exit_code == 2 and "not a library_id" in result.output
+
+
+@pytest.mark.parametrize("command", ["forecast", "validate", "template"])
+def test_every_command_has_help_with_an_example(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "Example:" in result.output

@@ -1,0 +1,155 @@
+"""Every kind of bad input gets a located message (file:row: column: reason), all at once."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from openpyxl import Workbook
+
+from cml.errors import InputError
+from cml.inputs import load_inputs
+from cml.returns import write_template
+
+SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
+
+
+@pytest.fixture
+def inputs_dir(tmp_path: Path) -> Path:
+    """A private copy of the shipped inputs that a test may break."""
+    target = tmp_path / "inputs"
+    shutil.copytree(SHIPPED, target)
+    return target
+
+
+def edit_line(name: str, line_number: int, old: str, new: str) -> Callable[[Path], None]:
+    """Replace text on one line (1 = header) of an input file."""
+
+    def apply(folder: Path) -> None:
+        path = folder / name
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        assert old in lines[line_number - 1], (old, lines[line_number - 1])
+        lines[line_number - 1] = lines[line_number - 1].replace(old, new, 1)
+        path.write_text("".join(lines), encoding="utf-8")
+
+    return apply
+
+
+def duplicate_line(name: str, line_number: int) -> Callable[[Path], None]:
+    def apply(folder: Path) -> None:
+        path = folder / name
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        lines.insert(line_number, lines[line_number - 1])
+        path.write_text("".join(lines), encoding="utf-8")
+
+    return apply
+
+
+def write_bytes(name: str, data: bytes) -> Callable[[Path], None]:
+    return lambda folder: (folder / name).write_bytes(data)
+
+
+def drop_column(name: str, column: str) -> Callable[[Path], None]:
+    def apply(folder: Path) -> None:
+        frame = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+        frame.drop(columns=[column]).to_csv(folder / name, index=False)
+
+    return apply
+
+
+def wrong_sheets_workbook(folder: Path) -> None:
+    (folder / "returns").mkdir()
+    book = Workbook()
+    book.active.title = "Sheet1"
+    book.save(folder / "returns" / "anstey.xlsx")
+
+
+CASES = {
+    "missing file": (lambda f: (f / "accounts.csv").unlink(), "accounts.csv: -: file is missing"),
+    "missing column": (drop_column("accounts.csv", "amount"), "accounts.csv:1: amount: required column is missing"),
+    "non-numeric amount": (edit_line("accounts.csv", 2, "4698.00", "46g8"), "accounts.csv:2: amount: '46g8' is not a number"),
+    "negative amount": (edit_line("accounts.csv", 3, "176.60", "-176.60"), "accounts.csv:3: amount: '-176.60' must not be negative"),
+    "unknown library": (edit_line("accounts.csv", 4, "anstey", "anstee"), "accounts.csv:4: library_id: 'anstee' is not a known library_id"),
+    "duplicate row": (duplicate_line("accounts.csv", 2), "accounts.csv:3: line: duplicate row (library_id=anstey, financial_year=2015/16, line=council_grant) repeats row 2"),
+    "malformed financial year": (edit_line("reserves.csv", 2, "2015/16", "2015-16"), "reserves.csv:2: financial_year: '2015-16' is not a financial year written like 2018/19"),
+    "malformed date": (edit_line("libraries.csv", 2, "2015-10-01,4698", "01/10/2015,4698"), "libraries.csv:2: transfer_date: '01/10/2015' is not a date written like 2015-10-01"),
+    "transfer after horizon": (edit_line("libraries.csv", 2, "2015-10-01,4698", "2040-10-01,4698"), "libraries.csv:2: transfer_date: '2040-10-01' is after the forecast horizon 2034/35"),
+    "unknown line": (edit_line("accounts.csv", 3, "cafe", "coffee"), "accounts.csv:3: line: 'coffee' is not a known line"),
+    "unknown lease type": (edit_line("libraries.csv", 2, "full_repairing", "full"), "libraries.csv:2: lease_type: 'full' is not one of full_repairing, internal_repairing, other"),
+    "empty file": (write_bytes("reserves.csv", b""), "reserves.csv: -: file is empty"),
+    "header only": (write_bytes("reserves.csv", b"library_id,financial_year\n"), "reserves.csv: -: file has a header but no rows"),
+    "not UTF-8": (write_bytes("taper.csv", "grant_year,percent_of_running_costs,source\n1,100,Caf\u00e9\n".encode("latin-1")), "taper.csv:2: -: file is not UTF-8"),
+    "workbook with wrong sheets": (wrong_sheets_workbook, "returns/anstey.xlsx: -: workbook lacks sheet(s) Library, Accounts, Reserves, Projection"),
+    "unknown assumption": (edit_line("assumptions.toml", 12, "base_years = 3", "base_yeers = 3"), "assumptions.toml: forecast.base_yeers: unknown setting"),
+    "assumption of wrong type": (edit_line("assumptions.toml", 16, "costs = 0.03", 'costs = "3%"'), "assumptions.toml: growth.costs: '3%' should be a float"),
+    "reserves that do not reconcile": (edit_line("reserves.csv", 3, "5415.42", "5515.42"), "reserves.csv:3: unrestricted: closing funds 5,515.42 do not equal"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_located(case: str, inputs_dir: Path) -> None:
+    breaks, expected = CASES[case]
+    breaks(inputs_dir)
+    with pytest.raises(InputError) as caught:
+        load_inputs(inputs_dir)
+    messages = [str(p) for p in caught.value.problems]
+    assert any(m.startswith(expected) for m in messages), messages
+
+
+def test_every_problem_is_reported_not_just_the_first(inputs_dir: Path) -> None:
+    edit_line("accounts.csv", 2, "4698.00", "abc")(inputs_dir)
+    edit_line("accounts.csv", 5, "events", "raffle")(inputs_dir)
+    edit_line("libraries.csv", 3, "other", "leasehold")(inputs_dir)
+    with pytest.raises(InputError) as caught:
+        load_inputs(inputs_dir)
+    files = {(p.file, p.row) for p in caught.value.problems}
+    assert {("accounts.csv", 2), ("libraries.csv", 3)} <= files
+
+
+def test_shipped_inputs_are_valid() -> None:
+    inputs = load_inputs(SHIPPED)
+    assert len(inputs.libraries) == 35
+    assert inputs.illustrative
+
+
+def test_an_annual_return_replaces_the_csv_rows_it_covers(inputs_dir: Path) -> None:
+    """A treasurer's workbook for 2023/24 overrides the CSV figures for that library and year."""
+    from openpyxl import load_workbook
+
+    shipped = load_inputs(inputs_dir)
+    (inputs_dir / "returns").mkdir()
+    path = inputs_dir / "returns" / "anstey.xlsx"
+    write_template(path, "anstey", shipped.lines)
+    book = load_workbook(path)
+    accounts = shipped.accounts[(shipped.accounts["library_id"] == "anstey") & (shipped.accounts["year"] == 2023)]
+    for row in accounts.itertuples():
+        book["Accounts"].append(["2023/24", row.line, row.amount + (100.0 if row.line == "cafe" else 0.0)])
+    reserves = shipped.reserves[(shipped.reserves["library_id"] == "anstey") & (shipped.reserves["year"] == 2023)].iloc[0]
+    book["Reserves"].append(["2023/24", reserves.unrestricted + 100.0, reserves.designated, reserves.fixed_assets,
+                             reserves.restricted])
+    book["Projection"].append(["2024/25", 3000, 4000, reserves.unrestricted + reserves.restricted - 900])
+    book.save(path)
+    loaded = load_inputs(inputs_dir)
+    cafe = loaded.accounts.query("library_id == 'anstey' and year == 2023 and line == 'cafe'")["amount"]
+    assert cafe.tolist() == [pytest.approx(accounts.query("line == 'cafe'")["amount"].iloc[0] + 100.0)]
+    assert len(loaded.accounts) == len(shipped.accounts)
+    trustees = loaded.trustee_projections.query("library_id == 'anstey' and year == 2024")
+    assert trustees["income"].tolist() == [3000.0]
+
+
+def test_a_bad_cell_in_a_return_names_the_sheet_and_excel_row(inputs_dir: Path) -> None:
+    shipped = load_inputs(inputs_dir)
+    (inputs_dir / "returns").mkdir()
+    path = inputs_dir / "returns" / "anstey.xlsx"
+    write_template(path, "anstey", shipped.lines)
+    from openpyxl import load_workbook
+
+    book = load_workbook(path)
+    book["Accounts"].append(["2023/24", "cafe", "lots"])
+    book.save(path)
+    with pytest.raises(InputError) as caught:
+        load_inputs(inputs_dir)
+    assert "returns/anstey.xlsx[Accounts]:2: amount: 'lots' is not a number" in [str(p) for p in caught.value.problems]
