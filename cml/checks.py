@@ -67,6 +67,13 @@ def grant_schedule_is_taper_award(forecast: Forecast, inputs: Inputs) -> pd.Seri
     return (scheduled - award).dropna()
 
 
+def fund_ledger(fund: pd.DataFrame) -> pd.Series:
+    """Contingency fund: opening + top-ups - payments = closing; next opening = this closing."""
+    flow = fund["closing"] - (fund["opening"] + fund["top_ups"] - fund["payments"])
+    carried = fund["opening"] - fund.groupby("scenario")["closing"].shift()
+    return pd.concat([flow, carried.dropna()])
+
+
 def run_checks(forecast: Forecast, inputs: Inputs) -> list[CheckResult]:
     """Every named check, with the tolerance from ``assumptions.toml``."""
     tolerance = inputs.assumptions.tolerance_pounds
@@ -79,6 +86,8 @@ def run_checks(forecast: Forecast, inputs: Inputs) -> list[CheckResult]:
                 tolerance, "portfolio totals and RAG counts equal the sum over libraries"),
         _result("grant_schedule_is_taper_award", grant_schedule_is_taper_award(forecast, inputs), tolerance,
                 "each library's grant over all years = original running costs x sum of taper percentages"),
+        _result("fund_ledger", fund_ledger(forecast.fund), tolerance,
+                "contingency fund: opening + top-ups - payments = closing, carried forward"),
     ]
 
 

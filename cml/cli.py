@@ -14,8 +14,9 @@ import click
 
 from cml import __version__
 from cml.checks import ModelCheckFailed
-from cml.errors import InputError
-from cml.inputs import load_inputs
+from cml.errors import InputError, Problem
+from cml.inputs import Inputs, load_inputs, only_library
+from cml.scenarios import SCENARIO_FILE, Scenario, check_scenario_libraries, load_scenarios, parse_overrides
 from cml.outputs import write_pack
 from cml.projection import build_forecast
 from cml.returns import write_template
@@ -30,6 +31,23 @@ def inputs_option(command):
         "--inputs", "inputs_dir", type=click.Path(path_type=Path), default=DEFAULT_INPUTS, show_default=True,
         help="Folder holding libraries.csv, accounts.csv, reserves.csv, taper.csv, assumptions.toml ...",
     )(command)
+
+
+def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str | None,
+             settings: tuple[str, ...]) -> tuple[Inputs, list[Scenario]]:
+    """Inputs and the scenarios to run, narrowed to one library and a subset when asked."""
+    inputs = load_inputs(inputs_dir)
+    scenarios = load_scenarios(inputs_dir / SCENARIO_FILE, inputs.assumptions, parse_overrides(settings))
+    known = [s.name for s in scenarios]
+    unknown = [n for n in scenario_names if n not in known]
+    if unknown:
+        raise InputError([Problem("--scenario", None, n, f"no such scenario; choose from {', '.join(known)}") for n in unknown])
+    if scenario_names:
+        scenarios = [s for s in scenarios if s.name in {"baseline", "what_if", *scenario_names}]
+    check_scenario_libraries(scenarios, set(inputs.libraries["library_id"]))
+    if library_id is not None:
+        inputs = only_library(inputs, library_id)
+    return inputs, scenarios
 
 
 def reports_input_errors(command):
@@ -70,27 +88,53 @@ def main() -> None:
 @inputs_option
 @click.option("--outputs", "outputs_dir", type=click.Path(path_type=Path), default=DEFAULT_OUTPUTS,
               show_default=True, help="Folder the pack is written to (previous pack replaced only on success).")
+@click.option("--scenario", "scenario_names", multiple=True, metavar="NAME",
+              help="Run only this scenario (repeatable; the baseline always runs). Default: all. See `cml scenarios`.")
+@click.option("--library", "library_id", default=None, metavar="ID", help="Run for one library only.")
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
+              help="A trustee's what-if: adds scenario 'what_if' = baseline with these settings, e.g. levers.cost_change=-0.1")
 @click.option("--no-pdf", is_flag=True, help="Skip the PDF briefings (CSV, Excel and run.json only).")
 @reports_input_errors
-def forecast(inputs_dir: Path, outputs_dir: Path, no_pdf: bool) -> None:
-    """Project every library's reserves to the horizon and write the pack.
+def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...], library_id: str | None,
+             settings: tuple[str, ...], no_pdf: bool) -> None:
+    """Project every library's reserves to the horizon under each scenario and write the pack.
 
-    Writes projection.csv, portfolio.csv, summary.csv, figures.xlsx and run.json.
+    Writes projection.csv, portfolio.csv, summary.csv, scenarios.csv, fund.csv, figures.xlsx
+    and run.json.
 
-    Example:
+    Examples:
 
         cml forecast --inputs inputs --outputs outputs
+
+        cml forecast --library anstey --set levers.cost_change=-0.1 --set levers.one_off_cost=8000 \\
+            --set 'levers.one_off_year="2026/27"' --outputs outputs/anstey-what-if
     """
-    inputs = load_inputs(inputs_dir)
-    result = build_forecast(inputs)
+    inputs, scenarios = load_run(inputs_dir, scenario_names, library_id, settings)
+    result = build_forecast(inputs, scenarios)
     write_pack(result, inputs, outputs_dir)
-    latest = result.portfolio.iloc[-1]
+    latest = result.portfolio[result.portfolio["scenario"] == "baseline"].iloc[-1]
     click.echo(
-        f"{len(inputs.libraries)} libraries projected to {latest['financial_year']}; "
-        f"{int(latest['libraries_red'])} Red, {int(latest['libraries_amber'])} Amber at the horizon. "
+        f"{len(inputs.libraries)} libraries, {len(scenarios)} scenarios, projected to {latest['financial_year']}; "
+        f"baseline: {int(latest['libraries_red'])} Red, {int(latest['libraries_amber'])} Amber at the horizon. "
         f"Pack written to {outputs_dir}/"
         + (" (ILLUSTRATIVE DATA)" if inputs.illustrative else "")
     )
+
+
+@main.command("scenarios")
+@inputs_option
+@reports_input_errors
+def list_scenarios(inputs_dir: Path) -> None:
+    """List the scenarios in scenarios.toml with what each one changes.
+
+    Example:
+
+        cml scenarios --inputs inputs
+    """
+    inputs, scenarios = load_run(inputs_dir, (), None, ())
+    for scenario in scenarios:
+        parent = scenario.settings.get("inherits")
+        click.echo(f"{scenario.name}{f' (from {parent})' if parent else ''}: {scenario.description}")
 
 
 @main.command()

@@ -32,12 +32,15 @@ PROJECTION_COLUMNS = [
 ]
 PORTFOLIO_COLUMNS = [
     "scenario", "financial_year", "libraries_red", "libraries_amber", "libraries_green", "council_grant",
-    "income", "expenditure", "deficit", "closing_reserves", "free_reserves",
+    "income", "expenditure", "deficit", "closing_reserves", "free_reserves", "council_cost_council_grant",
+    "council_cost_fund_payments", "council_cost_running_costs", "council_cost_fabric_repairs",
+    "council_cost_lease_fees", "council_cost_total", "fund_closing", "fund_unmet",
 ]
+FUND_COLUMNS = ["scenario", "financial_year", "opening", "top_ups", "payments", "closing", "unmet"]
 SUMMARY_COLUMNS = [
     "scenario", "library_id", "name", "rag_now", "months_of_cover_now", "last_grant_year",
     "months_of_cover_at_grant_end", "run_out_year", "horizon_closing_reserves", "horizon_free_reserves",
-    "annual_gap",
+    "annual_gap", "council_cost",
 ]
 MONEY_FORMAT = '£#,##0;[Red](£#,##0);"-"'
 MONTHS_FORMAT = "0.0"
@@ -55,17 +58,34 @@ def run_info(inputs: Inputs) -> dict:
     }
 
 
+def scenario_comparison(forecast: Forecast) -> pd.DataFrame:
+    """One row per scenario and library: run-out year, horizon reserves and their change from the
+    baseline, the council's cost over the forecast years, and contingency fund claims paid and unmet."""
+    keys = ["scenario", "library_id"]
+    table = forecast.summary[keys + ["name", "run_out_year", "horizon_free_reserves", "council_cost"]].copy()
+    table["run_out_year"] = table["run_out_year"].fillna("beyond horizon")
+    baseline = table[table["scenario"] == "baseline"].set_index("library_id")["horizon_free_reserves"]
+    table["change_from_baseline"] = table["horizon_free_reserves"] - table["library_id"].map(baseline)
+    claims = forecast.claims.groupby(keys)[["paid", "unmet"]].sum().rename(
+        columns={"paid": "fund_claims_paid", "unmet": "fund_claims_unmet"})
+    table = table.join(claims, on=keys)
+    table[["fund_claims_paid", "fund_claims_unmet"]] = table[["fund_claims_paid", "fund_claims_unmet"]].fillna(0.0)
+    return table
+
+
 def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
     """The frames written as CSV and as workbook sheets, in the order an officer reads them."""
     return {
+        "scenarios": scenario_comparison(forecast),
         "summary": forecast.summary[SUMMARY_COLUMNS],
         "portfolio": forecast.portfolio[PORTFOLIO_COLUMNS],
+        "fund": forecast.fund[FUND_COLUMNS],
         "projection": forecast.projection[PROJECTION_COLUMNS],
     }
 
 
 def write_csvs(frames: dict[str, pd.DataFrame], folder: Path) -> None:
-    """``projection.csv``, ``portfolio.csv`` and ``summary.csv``; unrounded, for further analysis."""
+    """One CSV per table (projection, portfolio, summary, scenarios, fund); unrounded, for further analysis."""
     for name, frame in frames.items():
         frame.to_csv(folder / f"{name}.csv", index=False)
 

@@ -26,9 +26,22 @@ import pandas as pd
 from cml.fy import fy_label
 from cml.checks import assert_reconciles
 from cml.inputs import Inputs
+from cml.adjustments import (
+    add_shocks,
+    apply_closure,
+    apply_leases,
+    apply_levers,
+    forecast_rows,
+    lease_path,
+    lever_libraries,
+    transfer_to_council,
+)
+from cml.fund import simulate_fund
+from cml.scenarios import Scenario
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
 RAG_ORDER = ("Red", "Amber", "Green")
+COUNCIL_COMPONENTS = ("council_grant", "fund_payments", "running_costs", "fabric_repairs", "lease_fees")
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,11 @@ class Forecast:
     trustee_projections: pd.DataFrame
     horizon: int
     grant_schedule: pd.DataFrame
+    scenarios: pd.DataFrame
+    council: pd.DataFrame
+    claims: pd.DataFrame
+    fund: pd.DataFrame
+    leases: pd.DataFrame
     checks: tuple = ()
 
 
@@ -133,6 +151,11 @@ def all_lines(inputs: Inputs, schedule: pd.DataFrame, grid: pd.DataFrame, last_a
         [actuals, forecast_trend_lines(base, grid, inputs), forecast_grant_lines(schedule, grid, inputs)],
         ignore_index=True,
     )
+    return attach_line_meta(lines, inputs)
+
+
+def attach_line_meta(lines: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
+    """One row per library, year and line (amounts summed), with the line's side and group."""
     lines = lines.groupby(["library_id", "year", "line"], as_index=False)["amount"].sum()
     meta = inputs.lines.set_index("line")[["side", "group"]]
     return lines.join(meta, on="line")
@@ -159,6 +182,13 @@ def yearly_totals(lines: pd.DataFrame, grid: pd.DataFrame) -> pd.DataFrame:
     totals[list(heads)] = totals[list(heads)].fillna(0.0)
     totals["surplus"] = totals["income"] - totals["expenditure"]
     return totals
+
+
+def free_reserves_at_cut(inputs: Inputs, last_actual: pd.Series) -> pd.Series:
+    """Each library's free reserves (CC19) at the end of its last actual year."""
+    reserves = inputs.reserves[inputs.reserves["year"] == inputs.reserves["library_id"].map(last_actual)]
+    free = reserves["unrestricted"] - reserves["designated"] - reserves["fixed_assets"]
+    return pd.Series(free.to_numpy(), index=reserves["library_id"].to_numpy())
 
 
 def reserves_path(totals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
@@ -222,7 +252,7 @@ def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series
     return libraries
 
 
-def summarise(projection: pd.DataFrame, libraries: pd.DataFrame) -> pd.DataFrame:
+def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.DataFrame) -> pd.DataFrame:
     """One row per scenario and library: the headline figures of a briefing."""
     keys = ["scenario", "library_id"]
     by = projection.groupby(keys, sort=False)
@@ -243,14 +273,19 @@ def summarise(projection: pd.DataFrame, libraries: pd.DataFrame) -> pd.DataFrame
     summary["horizon_closing_reserves"] = horizon["closing_reserves"]
     summary["horizon_free_reserves"] = horizon["free_reserves"]
     summary["annual_gap"] = (first_after["expenditure"] - first_after["income"]).reindex(summary.index)
+    forecast_years = projection.loc[projection["actual_or_forecast"] == "forecast", keys + ["year"]]
+    council_forecast = council.merge(forecast_years, on=keys + ["year"])
+    summary["council_cost"] = council_forecast.groupby(keys)["amount"].sum().reindex(summary.index, fill_value=0.0)
     return summary.reset_index()
 
 
-def portfolio_by_year(projection: pd.DataFrame) -> pd.DataFrame:
-    """Per scenario and year: libraries by RAG and the money summed over libraries.
+def portfolio_by_year(projection: pd.DataFrame, council: pd.DataFrame, fund: pd.DataFrame) -> pd.DataFrame:
+    """Per scenario and year: libraries by RAG, money summed over libraries, council cost, fund.
 
     ``deficit`` is the sum of the deficits of libraries in deficit (a positive number), not
     the net of surpluses and deficits: it is what the libraries must find from reserves.
+    ``council_cost_*`` columns are the council's spending by component and in total;
+    ``fund_closing`` and ``fund_unmet`` come from the contingency fund's ledger.
     """
     keys = ["scenario", "year", "financial_year"]
     counts = pd.crosstab([projection[k] for k in keys], projection["rag"]).reindex(columns=list(RAG_ORDER), fill_value=0)
@@ -258,44 +293,140 @@ def portfolio_by_year(projection: pd.DataFrame) -> pd.DataFrame:
     money = projection.assign(deficit=(-projection["surplus"]).clip(lower=0)).groupby(keys)[
         ["council_grant", "income", "expenditure", "deficit", "closing_reserves", "free_reserves"]
     ].sum()
-    return counts.join(money).reset_index()
+    cost = council.pivot_table(index=["scenario", "year", "financial_year"], columns="component", values="amount",
+                               aggfunc="sum", fill_value=0.0)
+    cost = cost.reindex(columns=list(COUNCIL_COMPONENTS), fill_value=0.0).add_prefix("council_cost_")
+    cost["council_cost_total"] = cost.sum(axis=1)
+    ledger = fund.set_index(keys)[["closing", "unmet"]].rename(columns={"closing": "fund_closing", "unmet": "fund_unmet"})
+    portfolio = counts.join(money).join(cost).join(ledger)
+    portfolio[cost.columns] = portfolio[cost.columns].fillna(0.0)
+    return portfolio.reset_index()
+
+
+# ---------------------------------------------------------------------------------------------
+# One scenario
+
+
+@dataclass(frozen=True)
+class ScenarioRun:
+    """Everything one scenario produces, before scenarios are stacked into a :class:`Forecast`."""
+
+    projection: pd.DataFrame
+    lines: pd.DataFrame
+    council: pd.DataFrame
+    claims: pd.DataFrame
+    fund: pd.DataFrame
+    leases: pd.DataFrame
+    libraries: pd.DataFrame
+    schedule: pd.DataFrame
+
+
+def scenario_libraries(libraries: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """Library records as the scenario sees them: Option 2 makes every full-repairing lease
+    internal-repairing; a reserves-policy lever replaces the chosen libraries' own policy."""
+    libraries = libraries.copy()
+    if scenario["council.takes_fabric_repairs"]:
+        libraries["lease_type"] = libraries["lease_type"].replace("full_repairing", "internal_repairing")
+    if scenario["levers.use_reserves_target"]:
+        chosen = lever_libraries(scenario, libraries)
+        libraries.loc[chosen, "reserves_target_months"] = scenario["levers.reserves_target_months"]
+    return libraries
+
+
+def council_costs(lines: pd.DataFrame, claims: pd.DataFrame, fund: pd.DataFrame, moved: list[pd.DataFrame],
+                  grid: pd.DataFrame) -> pd.DataFrame:
+    """What the council pays per library and year, by component.
+
+    ``council_grant`` is the taper grant; ``fund_payments`` what the contingency fund paid (as the
+    accounts show in actual years, as simulated after); the rest are costs taken back or fees.
+    """
+    grant = lines[lines["group"] == "council_grant"].assign(component="council_grant")
+    actual = grid[grid["actual_or_forecast"] == "actual"][["library_id", "year"]]
+    opening = int(fund["year"].min()) if len(fund) else np.inf
+    recorded = lines[(lines["line"] == "contingency_grant") & (lines["year"] >= opening)].merge(actual)
+    paid = claims.rename(columns={"paid": "amount"})
+    fund_paid = pd.concat([recorded, paid], ignore_index=True).assign(component="fund_payments")
+    parts = [grant, fund_paid, *moved]
+    columns = ["library_id", "year", "component", "amount"]
+    council = pd.concat([p[columns] for p in parts if len(p)], ignore_index=True)
+    return council.groupby(columns[:3], as_index=False)["amount"].sum()
+
+
+def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
+    """Lines, adjustments, the contingency fund, then reserves and RAG, for one scenario."""
+    inputs = replace(inputs, assumptions=scenario.assumptions)
+    schedule = grant_schedule(inputs.libraries, inputs.taper, inputs.assumptions.grant_payment)
+    last_actual = last_actual_years(inputs)
+    libraries = scenario_libraries(inputs.libraries, scenario)
+    grid = year_grid(inputs, last_actual)
+    lines = all_lines(inputs, schedule, grid, last_actual)
+    lines = apply_levers(lines, grid, scenario, libraries)
+    lines = apply_closure(lines, grid, scenario)
+    lines = add_shocks(lines, grid, scenario)
+    leases = lease_path(libraries, grid, scenario)
+    lines, lease_fees = apply_leases(lines, grid, scenario, leases)
+    running_costs = set(inputs.lines.loc[inputs.lines["running_cost"] == "yes", "line"])
+    lines, taken_back = transfer_to_council(lines, grid, scenario, libraries, running_costs)
+    lines = attach_line_meta(lines, inputs)
+
+    programme = forecast_rows(lines, grid) & (lines["line"] == "contingency_grant")
+    before_claims = yearly_totals(lines[~programme], grid)
+    free_at_cut = free_reserves_at_cut(inputs, last_actual)
+    claims, fund = simulate_fund(before_claims, lines, free_at_cut, scenario, sorted(grid["year"].unique()))
+    paid = claims.groupby(["library_id", "year"], as_index=False)["paid"].sum().rename(columns={"paid": "amount"})
+    lines = attach_line_meta(pd.concat([lines[~programme], paid.assign(line="contingency_grant")], ignore_index=True), inputs)
+    lines = lines[lines["amount"] != 0]
+
+    totals = yearly_totals(lines, grid)
+    projection = cover_and_rag(reserves_path(totals, inputs, last_actual), libraries, inputs)
+    council = council_costs(lines, claims, fund, [lease_fees, taken_back], grid)
+    return ScenarioRun(projection, lines, council, claims, fund, leases, libraries, schedule)
 
 
 # ---------------------------------------------------------------------------------------------
 # The stage's entry point
 
 
-def project_baseline(inputs: Inputs, scenario: str = "baseline") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Series]:
-    """Projection rows and line rows for one scenario, plus the grant schedule and cut-offs."""
-    schedule = grant_schedule(inputs.libraries, inputs.taper, inputs.assumptions.grant_payment)
-    last_actual = last_actual_years(inputs)
-    grid = year_grid(inputs, last_actual)
-    lines = all_lines(inputs, schedule, grid, last_actual)
-    totals = yearly_totals(lines, grid)
-    projection = cover_and_rag(reserves_path(totals, inputs, last_actual), inputs.libraries, inputs)
+def labelled(frame: pd.DataFrame, scenario: str, names: pd.Series | None = None) -> pd.DataFrame:
+    """Add the scenario and financial-year label (and library name) every output row carries."""
+    frame = frame.copy()
+    frame.insert(0, "scenario", scenario)
+    if names is not None:
+        frame.insert(2, "name", frame["library_id"].map(names))
+    frame.insert(frame.columns.get_loc("year") + 1, "financial_year", frame["year"].map(fy_label))
+    return frame.reset_index(drop=True)
+
+
+def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
+    """Run every scenario, stack the results, and run every reconciliation check."""
     names = inputs.libraries.set_index("library_id")["name"]
-    projection.insert(0, "scenario", scenario)
-    projection.insert(2, "name", projection["library_id"].map(names))
-    projection.insert(3, "financial_year", projection["year"].map(fy_label))
-    lines.insert(0, "scenario", scenario)
-    lines["financial_year"] = lines["year"].map(fy_label)
-    return projection.reset_index(drop=True), lines, schedule, last_actual
+    runs = {s.name: project_scenario(inputs, s) for s in scenarios}
 
+    def stack(attribute: str, with_names: bool = False) -> pd.DataFrame:
+        return pd.concat([labelled(getattr(run, attribute), name, names if with_names else None)
+                          for name, run in runs.items()], ignore_index=True)
 
-def build_forecast(inputs: Inputs) -> Forecast:
-    """Run the projection and every reconciliation check; raise if a check fails."""
-    projection, lines, schedule, last_actual = project_baseline(inputs)
-    libraries = library_facts(inputs, schedule, last_actual)
+    baseline = next(iter(runs.values()))
+    last_actual = last_actual_years(replace(inputs, assumptions=scenarios[0].assumptions))
+    libraries = library_facts(inputs, baseline.schedule, last_actual)
+    projection = stack("projection", with_names=True)
+    council = stack("council")
+    fund = stack("fund")
     forecast = Forecast(
         projection=projection,
-        lines=lines,
-        summary=summarise(projection, libraries),
-        portfolio=portfolio_by_year(projection),
+        lines=stack("lines"),
+        summary=summarise(projection, libraries, council),
+        portfolio=portfolio_by_year(projection, council, fund),
         libraries=libraries,
-        trustee_projections=inputs.trustee_projections.assign(
-            financial_year=lambda t: t["year"].map(fy_label)),
-        horizon=inputs.assumptions.horizon,
-        grant_schedule=schedule,
+        trustee_projections=inputs.trustee_projections.assign(financial_year=lambda t: t["year"].map(fy_label)),
+        horizon=max(s.assumptions.horizon for s in scenarios),
+        grant_schedule=baseline.schedule,
+        scenarios=pd.DataFrame([{"scenario": s.name, "description": s.description,
+                                 "inherits": s.settings.get("inherits", "")} for s in scenarios]),
+        council=council,
+        claims=stack("claims", with_names=True) if any(len(r.claims) for r in runs.values()) else
+        pd.DataFrame(columns=["scenario", "library_id", "name", "year", "financial_year", "kind", "claimed", "paid", "unmet"]),
+        fund=fund,
+        leases=stack("leases"),
     )
     return replace(forecast, checks=tuple(assert_reconciles(forecast, inputs)))
-

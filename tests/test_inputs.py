@@ -38,6 +38,30 @@ def edit_line(name: str, line_number: int, old: str, new: str) -> Callable[[Path
     return apply
 
 
+def set_cell(name: str, line_number: int, column: str, value: str) -> Callable[[Path], None]:
+    """Overwrite one cell of a CSV (line 1 is the header), leaving every other line as it was."""
+
+    def apply(folder: Path) -> None:
+        path = folder / name
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+        header = lines[0].rstrip("\n").split(",")
+        cells = lines[line_number - 1].rstrip("\n").split(",")
+        cells[header.index(column)] = value
+        lines[line_number - 1] = ",".join(cells) + "\n"
+        path.write_text("".join(lines), encoding="utf-8")
+
+    return apply
+
+
+def add_to_cell(name: str, line_number: int, column: str, amount: float) -> Callable[[Path], None]:
+    def apply(folder: Path) -> None:
+        frame = pd.read_csv(folder / name, dtype=str, keep_default_na=False)
+        value = float(frame.loc[line_number - 2, column]) + amount
+        set_cell(name, line_number, column, f"{value:.2f}")(folder)
+
+    return apply
+
+
 def duplicate_line(name: str, line_number: int) -> Callable[[Path], None]:
     def apply(folder: Path) -> None:
         path = folder / name
@@ -70,22 +94,22 @@ def wrong_sheets_workbook(folder: Path) -> None:
 CASES = {
     "missing file": (lambda f: (f / "accounts.csv").unlink(), "accounts.csv: -: file is missing"),
     "missing column": (drop_column("accounts.csv", "amount"), "accounts.csv:1: amount: required column is missing"),
-    "non-numeric amount": (edit_line("accounts.csv", 2, "4698.00", "46g8"), "accounts.csv:2: amount: '46g8' is not a number"),
-    "negative amount": (edit_line("accounts.csv", 3, "176.60", "-176.60"), "accounts.csv:3: amount: '-176.60' must not be negative"),
-    "unknown library": (edit_line("accounts.csv", 4, "anstey", "anstee"), "accounts.csv:4: library_id: 'anstee' is not a known library_id"),
+    "non-numeric amount": (set_cell("accounts.csv", 2, "amount", "46g8"), "accounts.csv:2: amount: '46g8' is not a number"),
+    "negative amount": (set_cell("accounts.csv", 3, "amount", "-176.60"), "accounts.csv:3: amount: '-176.60' must not be negative"),
+    "unknown library": (set_cell("accounts.csv", 4, "library_id", "anstee"), "accounts.csv:4: library_id: 'anstee' is not a known library_id"),
     "duplicate row": (duplicate_line("accounts.csv", 2), "accounts.csv:3: line: duplicate row (library_id=anstey, financial_year=2015/16, line=council_grant) repeats row 2"),
-    "malformed financial year": (edit_line("reserves.csv", 2, "2015/16", "2015-16"), "reserves.csv:2: financial_year: '2015-16' is not a financial year written like 2018/19"),
-    "malformed date": (edit_line("libraries.csv", 2, "2015-10-01,4698", "01/10/2015,4698"), "libraries.csv:2: transfer_date: '01/10/2015' is not a date written like 2015-10-01"),
-    "transfer after horizon": (edit_line("libraries.csv", 2, "2015-10-01,4698", "2040-10-01,4698"), "libraries.csv:2: transfer_date: '2040-10-01' is after the forecast horizon 2034/35"),
-    "unknown line": (edit_line("accounts.csv", 3, "cafe", "coffee"), "accounts.csv:3: line: 'coffee' is not a known line"),
-    "unknown lease type": (edit_line("libraries.csv", 2, "full_repairing", "full"), "libraries.csv:2: lease_type: 'full' is not one of full_repairing, internal_repairing, other"),
+    "malformed financial year": (set_cell("reserves.csv", 2, "financial_year", "2015-16"), "reserves.csv:2: financial_year: '2015-16' is not a financial year written like 2018/19"),
+    "malformed date": (set_cell("libraries.csv", 2, "transfer_date", "01/10/2015"), "libraries.csv:2: transfer_date: '01/10/2015' is not a date written like 2015-10-01"),
+    "transfer after horizon": (set_cell("libraries.csv", 2, "transfer_date", "2040-10-01"), "libraries.csv:2: transfer_date: '2040-10-01' is after the forecast horizon 2034/35"),
+    "unknown line": (set_cell("accounts.csv", 3, "line", "coffee"), "accounts.csv:3: line: 'coffee' is not a known line"),
+    "unknown lease type": (set_cell("libraries.csv", 2, "lease_type", "full"), "libraries.csv:2: lease_type: 'full' is not one of full_repairing, internal_repairing, other"),
     "empty file": (write_bytes("reserves.csv", b""), "reserves.csv: -: file is empty"),
     "header only": (write_bytes("reserves.csv", b"library_id,financial_year\n"), "reserves.csv: -: file has a header but no rows"),
     "not UTF-8": (write_bytes("taper.csv", "grant_year,percent_of_running_costs,source\n1,100,Caf\u00e9\n".encode("latin-1")), "taper.csv:2: -: file is not UTF-8"),
     "workbook with wrong sheets": (wrong_sheets_workbook, "returns/anstey.xlsx: -: workbook lacks sheet(s) Library, Accounts, Reserves, Projection"),
     "unknown assumption": (edit_line("assumptions.toml", 12, "base_years = 3", "base_yeers = 3"), "assumptions.toml: forecast.base_yeers: unknown setting"),
     "assumption of wrong type": (edit_line("assumptions.toml", 16, "costs = 0.03", 'costs = "3%"'), "assumptions.toml: growth.costs: '3%' should be a float"),
-    "reserves that do not reconcile": (edit_line("reserves.csv", 3, "5415.42", "5515.42"), "reserves.csv:3: unrestricted: closing funds 5,515.42 do not equal"),
+    "reserves that do not reconcile": (add_to_cell("reserves.csv", 3, "unrestricted", 100.0), "reserves.csv:3: unrestricted: closing funds"),
 }
 
 
@@ -100,9 +124,9 @@ def test_bad_input_is_located(case: str, inputs_dir: Path) -> None:
 
 
 def test_every_problem_is_reported_not_just_the_first(inputs_dir: Path) -> None:
-    edit_line("accounts.csv", 2, "4698.00", "abc")(inputs_dir)
-    edit_line("accounts.csv", 5, "events", "raffle")(inputs_dir)
-    edit_line("libraries.csv", 3, "other", "leasehold")(inputs_dir)
+    set_cell("accounts.csv", 2, "amount", "abc")(inputs_dir)
+    set_cell("accounts.csv", 5, "line", "raffle")(inputs_dir)
+    set_cell("libraries.csv", 3, "lease_type", "leasehold")(inputs_dir)
     with pytest.raises(InputError) as caught:
         load_inputs(inputs_dir)
     files = {(p.file, p.row) for p in caught.value.problems}

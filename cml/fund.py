@@ -1,0 +1,102 @@
+"""The contingency fund: one pool for all libraries, simulated year by year (stage 5).
+
+Each forecast year, claims are met in this order until the fund runs dry:
+
+1. programme grants the council has decided (``contingency_grant`` rows already in the lines,
+   e.g. the 2020/21 one-off 20% when forecasting from 2019/20);
+2. building failures in libraries that carry their own fabric (roof, boiler: seed 000 para 15),
+   up to ``cap_per_claim``;
+3. libraries whose free reserves would fall below ``reserves_floor_months`` of expenditure, the
+   most exposed (fewest months of cover) first, up to the shortfall and ``cap_per_claim``.
+
+No library receives more than ``cap_per_library`` in all. What the fund cannot pay is recorded as
+unmet. In actual years the ledger records what the accounts show was paid. The ledger
+reconciles: opening + top-ups - payments = closing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from cml.fy import parse_fy
+from cml.scenarios import Scenario
+
+CLAIM_ORDER = {"programme": 0, "building_failure": 1, "reserves_floor": 2}
+
+
+def pay_in_order(claims: pd.DataFrame, balance: float) -> pd.Series:
+    """Pay claims (already sorted) from ``balance`` first come, first served; return the amounts paid.
+
+    >>> pay_in_order(pd.DataFrame({"claimed": [30.0, 50.0, 40.0]}), 60.0).tolist()
+    [30.0, 30.0, 0.0]
+    """
+    before = claims["claimed"].cumsum() - claims["claimed"]
+    return (balance - before).clip(lower=0.0).clip(upper=claims["claimed"])
+
+
+def simulate_fund(totals: pd.DataFrame, lines: pd.DataFrame, free_at_cut: pd.Series, scenario: Scenario,
+                  years: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run the fund through the years; return (claims, ledger).
+
+    ``totals`` has ``library_id, year, actual_or_forecast, surplus, expenditure`` before any claim;
+    ``lines`` gives programme grants and building failures; ``free_at_cut`` each library's free
+    reserves at its last actual year.
+    """
+    opening_year = parse_fy(scenario["fund.opening_year"])
+    top_ups = {parse_fy(r["financial_year"]): float(r["amount"]) for r in scenario["fund.top_ups"]}
+    cap_claim, cap_library = scenario["fund.cap_per_claim"], scenario["fund.cap_per_library"]
+    floor_months = scenario["fund.reserves_floor_months"]
+    drawn = pd.Series(0.0, index=free_at_cut.index)
+    free = free_at_cut.copy()
+    balance = scenario["fund.opening_balance"]
+    claims_out, ledger = [], []
+    for year in [y for y in years if y >= opening_year]:
+        rows = totals[totals["year"] == year].set_index("library_id")
+        in_year = lines[lines["year"] == year]
+        actual = rows["actual_or_forecast"] == "actual"
+        paid_in_accounts = in_year[in_year["line"] == "contingency_grant"].groupby("library_id")["amount"].sum()
+        recorded = float(paid_in_accounts.reindex(rows.index[actual], fill_value=0.0).sum())
+        opening, balance = balance, balance + top_ups.get(year, 0.0) - recorded
+        forecast_rows = rows[~actual]
+        free_before = free.reindex(forecast_rows.index) + forecast_rows["surplus"]
+        claims = _claims(forecast_rows, in_year, free_before, floor_months, cap_claim, scenario)
+        claims = claims[claims["claimed"] > 0].copy()
+        claims["claimed"] = np.minimum(claims["claimed"], (cap_library - claims["library_id"].map(drawn)).clip(lower=0))
+        claims = claims[claims["claimed"] > 0].sort_values(["order", "months_of_cover", "library_id"])
+        claims["paid"] = pay_in_order(claims, max(balance, 0.0))
+        claims["unmet"] = claims["claimed"] - claims["paid"]
+        claims["year"] = year
+        paid_by_library = claims.groupby("library_id")["paid"].sum()
+        drawn = drawn.add(paid_by_library, fill_value=0.0)
+        free = (free_before + paid_by_library.reindex(forecast_rows.index, fill_value=0.0)).combine_first(free)
+        balance -= float(claims["paid"].sum())
+        claims_out.append(claims)
+        ledger.append({"year": year, "opening": opening, "top_ups": top_ups.get(year, 0.0),
+                       "payments": recorded + float(claims["paid"].sum()), "closing": balance,
+                       "unmet": float(claims["unmet"].sum())})
+    columns = ["library_id", "year", "kind", "claimed", "paid", "unmet"]
+    claims_frame = pd.concat([pd.DataFrame(columns=columns), *claims_out], ignore_index=True)[columns]
+    claims_frame = claims_frame.astype({"year": int, "claimed": float, "paid": float, "unmet": float})
+    return claims_frame, pd.DataFrame(ledger, columns=["year", "opening", "top_ups", "payments", "closing", "unmet"])
+
+
+def _claims(rows: pd.DataFrame, in_year: pd.DataFrame, free_before: pd.Series, floor_months: float,
+            cap_claim: float, scenario: Scenario) -> pd.DataFrame:
+    """This year's claims, one row per library and kind, before the fund's balance is applied."""
+    months = free_before / (rows["expenditure"] / 12.0).where(rows["expenditure"] > 0)
+    ids = rows.index
+    in_forecast = in_year[in_year["library_id"].isin(ids)]
+    programme = in_forecast[in_forecast["line"] == "contingency_grant"].groupby("library_id")["amount"].sum()
+    failures = in_forecast[in_forecast["line"] == "building_failure"].groupby("library_id")["amount"].sum()
+    failures = failures.clip(upper=cap_claim) if scenario["fund.pays_building_failures"] else failures * 0.0
+    floor = (floor_months * rows["expenditure"] / 12.0 - free_before - failures.reindex(ids, fill_value=0.0)).clip(lower=0.0)
+    parts = [
+        pd.DataFrame({"library_id": programme.index, "kind": "programme", "claimed": programme.to_numpy()}),
+        pd.DataFrame({"library_id": failures.index, "kind": "building_failure", "claimed": failures.to_numpy()}),
+        pd.DataFrame({"library_id": ids, "kind": "reserves_floor", "claimed": floor.clip(upper=cap_claim).to_numpy()}),
+    ]
+    claims = pd.concat(parts, ignore_index=True).astype({"claimed": float})
+    claims["order"] = claims["kind"].map(CLAIM_ORDER)
+    claims["months_of_cover"] = claims["library_id"].map(months).fillna(np.inf)
+    return claims

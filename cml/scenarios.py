@@ -1,0 +1,246 @@
+"""Scenarios as data: named sets of settings in ``inputs/scenarios.toml``, each inheriting from another.
+
+The baseline names every setting; any other scenario inherits (from the baseline or another
+scenario) and overrides a few. A scenario may also override any ``assumptions.toml`` setting
+(e.g. ``forecast.actuals_to`` to re-run the 2020 review). Adding a scenario needs no Python:
+this module only knows each setting's type and range, never a scenario's name.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cml.errors import InputError, Problem
+from cml.fy import parse_fy
+from cml.inputs import KNOWN_SETTINGS, Assumptions, assumptions_from_dict
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A scenario setting's kind and range. ``kind``: float, int, bool, fy (or ""), or a list kind."""
+
+    kind: str
+    minimum: float | None = None
+    maximum: float | None = None
+    fields: tuple[str, ...] = ()
+
+
+SCENARIO_FILE = "scenarios.toml"
+MONEY = Setting("float", 0)
+SETTINGS: dict[str, Setting] = {
+    "fund.opening_year": Setting("fy"),
+    "fund.opening_balance": MONEY,
+    "fund.top_ups": Setting("table", fields=("financial_year", "amount", "source")),
+    "fund.reserves_floor_months": Setting("float", 0, 24),
+    "fund.cap_per_claim": MONEY,
+    "fund.cap_per_library": MONEY,
+    "fund.pays_building_failures": Setting("bool"),
+    "lease.threshold_years": Setting("float", 0, 50),
+    "lease.extension_years": Setting("int", 1, 99),
+    "lease.library_fees": MONEY,
+    "lease.council_fees": MONEY,
+    "funders.min_lease_years": Setting("float", 0, 50),
+    "funders.other_grants_lost_share": Setting("float", 0, 1),
+    "council.takes_fabric_repairs": Setting("bool"),
+    "council.takes_running_costs": Setting("bool"),
+    "shocks.closure_year": Setting("fy"),
+    "shocks.closure_weeks": Setting("float", 0, 52),
+    "shocks.weekly_loss": MONEY,
+    "shocks.recovery": Setting("fractions"),
+    "shocks.business_grants": Setting("table", fields=("library_id", "financial_year", "amount")),
+    "shocks.building_failures": Setting("table", fields=("library_id", "financial_year", "cost")),
+    "levers.libraries": Setting("names"),
+    "levers.reserves_target_months": Setting("float", 0, 120),
+    "levers.use_reserves_target": Setting("bool"),
+    "levers.cost_change": Setting("float", -0.9, 5),
+    "levers.income_change": Setting("float", -0.9, 5),
+    "levers.one_off_cost": MONEY,
+    "levers.one_off_year": Setting("fy"),
+}
+ASSUMPTION_KEYS = {f"{section}.{key}" for section, keys in KNOWN_SETTINGS.items() for key in keys}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario: its name, the sentence a committee member reads, and every setting resolved."""
+
+    name: str
+    description: str
+    settings: dict[str, Any]
+    assumptions: Assumptions
+
+    def __getitem__(self, key: str) -> Any:
+        return self.settings[key]
+
+
+def flatten(table: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"fund": {"cap_per_claim": 5}} -> {"fund.cap_per_claim": 5}``; lists of tables stay whole."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def check_value(key: str, value: Any) -> str | None:
+    """Why ``value`` is wrong for setting ``key``, or None when it is right."""
+    setting = SETTINGS[key]
+    kind = setting.kind
+    if kind == "bool":
+        return None if isinstance(value, bool) else f"{value!r} should be true or false"
+    if kind in ("float", "int"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
+            return f"{value!r} should be a {'whole number' if kind == 'int' else 'number'}"
+        if setting.minimum is not None and value < setting.minimum:
+            return f"{value!r} is below the minimum {setting.minimum}"
+        if setting.maximum is not None and value > setting.maximum:
+            return f"{value!r} is above the maximum {setting.maximum}"
+        return None
+    if kind == "fy":
+        if value == "":
+            return None
+        try:
+            parse_fy(value)
+        except (ValueError, TypeError):
+            return f"{value!r} is not a financial year like 2025/26 (or \"\" for none)"
+        return None
+    if kind == "fractions":
+        ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
+        return None if ok else f"{value!r} should be a list of fractions between 0 and 1"
+    if kind == "names":
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        return None if ok else f"{value!r} should be a list of library_ids"
+    if kind == "table":
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            return f"should be a list of tables with {', '.join(setting.fields)}"
+        for index, row in enumerate(value, start=1):
+            required = [f for f in setting.fields if f != "source"]
+            if set(required) - set(row) or set(row) - set(setting.fields):
+                return f"entry {index} should have exactly {', '.join(required)} (and optionally source)"
+            if "financial_year" in row and check_value("shocks.closure_year", row["financial_year"]):
+                return f"entry {index}: {row['financial_year']!r} is not a financial year like 2025/26"
+            amount = row.get("amount", row.get("cost"))
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+                return f"entry {index}: {amount!r} should be a number of pounds, not negative"
+        return None
+    raise ValueError(f"unknown setting kind {kind}")
+
+
+def resolve(name: str, raw: dict[str, dict], label: str, problems: list[Problem], seen: tuple[str, ...] = ()) -> dict[str, Any] | None:
+    """A scenario's settings with everything it inherits filled in, or None after reporting why not."""
+    if name in seen:
+        problems.append(Problem(label, None, f"{name}.inherits", f"inheritance goes round in a cycle: {' -> '.join(seen + (name,))}"))
+        return None
+    own = raw[name]
+    parent = own.get("inherits")
+    if parent is None:
+        return dict(own)
+    if parent not in raw:
+        problems.append(Problem(label, None, f"{name}.inherits", f"inherits from '{parent}', which is not a scenario in this file"))
+        return None
+    inherited = resolve(parent, raw, label, problems, seen + (name,))
+    if inherited is None:
+        return None
+    merged = {**inherited, **own}
+    merged["inherits"] = parent
+    return merged
+
+
+def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, Any] | None = None) -> list[Scenario]:
+    """Every scenario in the file, checked: unknown keys, bad types or ranges, missing or cyclic parents."""
+    label = path.name
+    if not path.exists():
+        raise InputError([Problem(label, None, None, "file is missing")])
+    try:
+        document = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise InputError([Problem(label, None, None, f"not valid UTF-8 TOML: {err}")]) from err
+    raw = {name: flatten(table) for name, table in document.items() if isinstance(table, dict)}
+    problems: list[Problem] = [Problem(label, None, name, "should be a table [name] of settings")
+                               for name, table in document.items() if not isinstance(table, dict)]
+    if "baseline" not in raw:
+        problems.append(Problem(label, None, "baseline", "the file must define a [baseline] scenario that names every setting"))
+        raise InputError(problems)
+    for name, table in raw.items():
+        for key, value in table.items():
+            if key in ("inherits", "description"):
+                continue
+            if key not in SETTINGS and key not in ASSUMPTION_KEYS:
+                problems.append(Problem(label, None, f"{name}.{key}", "unknown setting"))
+            elif key in SETTINGS and (reason := check_value(key, value)):
+                problems.append(Problem(label, None, f"{name}.{key}", reason))
+    missing = sorted(set(SETTINGS) - set(raw["baseline"]))
+    problems += [Problem(label, None, f"baseline.{key}", "the baseline must set this") for key in missing]
+    if problems:
+        raise InputError(problems)
+    scenarios = [_scenario(name, raw, label, assumptions, problems) for name in raw]
+    if overrides:
+        scenarios.append(_what_if(scenarios[0], overrides, assumptions, problems))
+    if problems:
+        raise InputError(problems)
+    return [s for s in scenarios if s is not None]
+
+
+def _scenario(name: str, raw: dict, label: str, assumptions: Assumptions, problems: list[Problem]) -> Scenario | None:
+    settings = resolve(name, raw, label, problems)
+    if settings is None:
+        return None
+    if "description" not in raw[name]:
+        problems.append(Problem(label, None, f"{name}.description", "every scenario needs a one-line description"))
+        return None
+    return Scenario(name, settings["description"], settings, _assumptions_for(settings, assumptions, f"{label} [{name}]", problems))
+
+
+def _assumptions_for(settings: dict, assumptions: Assumptions, label: str, problems: list[Problem]) -> Assumptions:
+    """The run's assumptions with this scenario's overrides of them applied and re-checked."""
+    raw = {section: dict(values) for section, values in assumptions.raw.items()}
+    for key in ASSUMPTION_KEYS & set(settings):
+        section, name = key.split(".")
+        raw.setdefault(section, {})[name] = settings[key]
+    return assumptions_from_dict(raw, label, problems) or assumptions
+
+
+def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--set key=value`` pairs, values read as TOML (``0.1``, ``true``, ``"2026/27"``) or else text."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep:
+            raise InputError([Problem("--set", None, pair, "should be written key=value, e.g. levers.cost_change=-0.1")])
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        overrides[key.strip()] = value
+    return overrides
+
+
+def _what_if(baseline: Scenario, overrides: dict[str, Any], assumptions: Assumptions, problems: list[Problem]) -> Scenario:
+    """A trustee's what-if: the baseline with ``--set`` values applied."""
+    for key, value in overrides.items():
+        if key not in SETTINGS and key not in ASSUMPTION_KEYS:
+            problems.append(Problem("--set", None, key, "unknown setting"))
+        elif key in SETTINGS and (reason := check_value(key, value)):
+            problems.append(Problem("--set", None, key, reason))
+    settings = {**baseline.settings, **overrides, "inherits": "baseline"}
+    description = "What if: " + ", ".join(f"{k} = {v}" for k, v in overrides.items())
+    return Scenario("what_if", description, settings, _assumptions_for(settings, assumptions, "--set", problems))
+
+
+def check_scenario_libraries(scenarios: list[Scenario], library_ids: set[str]) -> None:
+    """Every library a scenario names (shocks, levers) must be in libraries.csv."""
+    problems = []
+    for scenario in scenarios:
+        named = [("levers.libraries", lib) for lib in scenario["levers.libraries"]]
+        for key in ("shocks.business_grants", "shocks.building_failures"):
+            named += [(key, row["library_id"]) for row in scenario[key]]
+        problems += [Problem(SCENARIO_FILE, None, f"{scenario.name}.{key}", f"'{lib}' is not a library_id in libraries.csv")
+                     for key, lib in named if lib not in library_ids]
+    if problems:
+        raise InputError(problems)
