@@ -35,6 +35,18 @@ def pay_in_order(claims: pd.DataFrame, balance: float) -> pd.Series:
     return (balance - before).clip(lower=0.0).clip(upper=claims["claimed"])
 
 
+def within_cap(claims: pd.DataFrame, cap_left: pd.Series) -> pd.Series:
+    """Trim each library's claims, in order, so together they stay within what its cap has left.
+
+    >>> within_cap(pd.DataFrame({"library_id": ["a", "a", "b"], "claimed": [8.0, 5.0, 3.0]}),
+    ...            pd.Series({"a": 10.0, "b": 10.0})).tolist()
+    [8.0, 2.0, 3.0]
+    """
+    left = claims["library_id"].map(cap_left).fillna(0.0)
+    before = claims.groupby("library_id")["claimed"].cumsum() - claims["claimed"]
+    return (left - before).clip(lower=0.0).clip(upper=claims["claimed"])
+
+
 def simulate_fund(totals: pd.DataFrame, lines: pd.DataFrame, free_at_cut: pd.Series, scenario: Scenario,
                   years: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the fund through the years; return (claims, ledger).
@@ -61,9 +73,9 @@ def simulate_fund(totals: pd.DataFrame, lines: pd.DataFrame, free_at_cut: pd.Ser
         forecast_rows = rows[~actual]
         free_before = free.reindex(forecast_rows.index) + forecast_rows["surplus"]
         claims = _claims(forecast_rows, in_year, free_before, floor_months, cap_claim, scenario)
-        claims = claims[claims["claimed"] > 0].copy()
-        claims["claimed"] = np.minimum(claims["claimed"], (cap_library - claims["library_id"].map(drawn)).clip(lower=0))
         claims = claims[claims["claimed"] > 0].sort_values(["order", "months_of_cover", "library_id"])
+        claims["claimed"] = within_cap(claims, (cap_library - drawn).clip(lower=0.0))
+        claims = claims[claims["claimed"] > 0]
         claims["paid"] = pay_in_order(claims, max(balance, 0.0))
         claims["unmet"] = claims["claimed"] - claims["paid"]
         claims["year"] = year
