@@ -17,8 +17,9 @@ from cml.checks import ModelCheckFailed
 from cml.errors import InputError, Problem
 from cml.inputs import Inputs, load_inputs, only_library
 from cml.scenarios import SCENARIO_FILE, Scenario, check_scenario_libraries, load_scenarios, parse_overrides
-from cml.outputs import write_pack
+from cml.outputs import run_info, write_pack
 from cml.projection import build_forecast
+from cml.render import briefing_path, render_briefing, render_pack
 from cml.returns import write_template
 
 DEFAULT_INPUTS = Path("inputs")
@@ -111,7 +112,9 @@ def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...
     """
     inputs, scenarios = load_run(inputs_dir, scenario_names, library_id, settings)
     result = build_forecast(inputs, scenarios)
-    write_pack(result, inputs, outputs_dir)
+    show_progress = sys.stdout.isatty()
+    write_pack(result, inputs, outputs_dir,
+               None if no_pdf else lambda f, folder, info: render_pack(f, folder, info, progress=show_progress))
     latest = result.portfolio[result.portfolio["scenario"] == "baseline"].iloc[-1]
     click.echo(
         f"{len(inputs.libraries)} libraries, {len(scenarios)} scenarios, projected to {latest['financial_year']}; "
@@ -119,6 +122,27 @@ def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...
         f"Pack written to {outputs_dir}/"
         + (" (ILLUSTRATIVE DATA)" if inputs.illustrative else "")
     )
+
+
+@main.command()
+@click.argument("library_id")
+@inputs_option
+@click.option("--outputs", "outputs_dir", type=click.Path(path_type=Path), default=DEFAULT_OUTPUTS,
+              show_default=True, help="The briefing is written to OUTPUTS/briefings/.")
+@reports_input_errors
+def brief(library_id: str, inputs_dir: Path, outputs_dir: Path) -> None:
+    """Write one library's PDF briefing (every scenario side by side).
+
+    Example:
+
+        cml brief anstey --outputs outputs
+    """
+    inputs, scenarios = load_run(inputs_dir, (), library_id, ())
+    result = build_forecast(inputs, scenarios)
+    folder = outputs_dir / "briefings"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = render_briefing(result, library_id, briefing_path(folder, library_id), run_info(inputs))
+    click.echo(f"Briefing written to {path}")
 
 
 @main.command("scenarios")

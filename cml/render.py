@@ -1,0 +1,703 @@
+"""Rendering: one PDF briefing per library and the portfolio report, from a ``Forecast``.
+
+Last stage of the pipeline (inputs -> schedule -> projection -> scenarios -> **render**).
+
+How a pack is made, and why:
+
+* The parent process turns the forecast into one plain-data context per document
+  (:func:`briefing_context`, :func:`portfolio_context`): dicts, lists, strings and numbers, no
+  live frames. Contexts pickle cheaply, and a template can only show what the context holds.
+* Worker processes (``forkserver``: a clean process, never a fork of a parent that has
+  imported WeasyPrint, which has crashed workers) draw the charts, fill the jinja2 template and
+  write the PDF. One document does not get faster with more cores; many documents do. Each
+  worker keeps one ``FontConfiguration``, image cache, parsed stylesheet and URL fetcher for
+  all its documents (:class:`_PdfWriter`).
+* WeasyPrint is imported only in the process that writes PDFs, so ``import cml.render`` stays
+  cheap for commands that never draw one.
+
+Safety: templates autoescape and use ``StrictUndefined``; the URL fetcher refuses every
+network scheme and every file outside the package's ``templates/`` directory; file names are
+slugs that cannot leave ``out_dir/briefings``. Output is PDF/UA-1 (tagged, with a language
+and a title) so screen readers can follow it.
+
+``templates/`` sits at the top of the repository, beside ``cml/``, as the project layout
+requires. It is found relative to this file (``cml/render.py`` -> ``../templates``), which holds
+for the editable install the project uses; a wheel would need the templates shipped as package
+data.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import re
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import click
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from cml.fy import parse_fy
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from weasyprint.urls import URLFetcher
+
+    from cml.projection import Forecast
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+STYLESHEET = "base.css"
+PDF_VARIANT = "pdf/ua-1"
+BASELINE = "baseline"
+LEASE_SECURITY_YEARS = 7  # seed 000 para 28: external funders want 7 to 10 years of security
+WORKER_RECYCLE_AFTER = 200  # documents; a past WeasyPrint release leaked memory over thousands
+PORTFOLIO_TOLERANCE_POUNDS = 0.01  # sums of the same floats in another order differ by far less
+RAG_ORDER = ("Red", "Amber", "Green")
+PORTFOLIO_MONEY = ("council_grant", "income", "expenditure", "deficit", "closing_reserves", "free_reserves")
+COUNCIL_COST = "council_cost_"  # prefix of the portfolio's council spending columns, one per component
+RAG_SYMBOLS = {"Red": "\u2716", "Amber": "\u25b2", "Green": "\u2714"}  # heavy x, triangle, tick
+INCOME_GROUP_LABELS = {
+    "council_grant": "Council grant",
+    "self_generated": "Self-generated income",
+    "grants": "Other grants",
+}
+LEASE_TYPE_LABELS = {
+    "full_repairing": "Full repairing: the group looks after the building's fabric (roof, walls, boiler)",
+    "internal_repairing": "Internal repairing only: the council keeps the building's structure",
+    "other": "Other",
+}
+
+
+class RenderError(Exception):
+    """WeasyPrint reported a problem while laying out a document (a bug in a template)."""
+
+
+class PortfolioMismatch(Exception):
+    """The portfolio's figures do not equal the sum of the libraries' figures."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Display formats (jinja filters), rounded half up as UK public bodies round
+
+
+def _half_up(value: float, places: int = 0) -> Decimal:
+    """Round for display only; the figures behind it stay unrounded floats."""
+    if value is None or math.isnan(value):
+        raise ValueError("a missing figure reached a formatted cell")
+    return Decimal(str(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def _bracketed(rounded: Decimal, text: str) -> str:
+    """Accountants' negatives: in brackets, never with a minus sign."""
+    return f"({text})" if rounded < 0 else text
+
+
+def money(value: float) -> str:
+    """Whole pounds with thousands separators, negatives in brackets.
+
+    >>> money(12345.5), money(-2300), money(-0.4), money(2.5)
+    ('£12,346', '£(2,300)', '£0', '£3')
+    """
+    pounds = _half_up(value)
+    return "£" + _bracketed(pounds, f"{abs(pounds):,.0f}")
+
+
+def months(value: float) -> str:
+    """Months of cover to one decimal place; a dash when there was no spending to cover.
+
+    >>> months(4.25), months(-1.04), months(float("nan"))
+    ('4.3', '(1.0)', '–')
+    """
+    if value is None or math.isnan(value):
+        return "–"
+    rounded = _half_up(value, 1)
+    return _bracketed(rounded, f"{abs(rounded):.1f}")
+
+
+def pct(fraction: float) -> str:
+    """A fraction as a whole percentage.
+
+    >>> pct(0.125), pct(1)
+    ('13%', '100%')
+    """
+    return f"{_half_up(fraction * 100)}%"
+
+
+def long_date(day: date) -> str:
+    """The date as a council report writes it: 31 March 2024."""
+    return f"{day.day} {day:%B %Y}"
+
+
+def slugify(text: str) -> str:
+    """A file name that cannot escape its folder: lower-case letters, digits and hyphens only.
+
+    >>> slugify("../../evil"), slugify("Smith & Sons <Trust>"), slugify("..")
+    ('evil', 'smith-sons-trust', 'library')
+    """
+    slug = re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    return slug or "library"
+
+
+def scenario_label(name: str) -> str:
+    """How a scenario is named in prose and table headings.
+
+    >>> scenario_label("support_option_1")
+    'Support option 1'
+    """
+    return name.replace("_", " ").capitalize()
+
+
+def rag_badge(rag: str) -> str:
+    """RAG as symbol and word, so the status never depends on seeing colour."""
+    return f"{RAG_SYMBOLS[rag]} {rag}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Contexts: plain data for one document, built in the parent
+
+
+def run_context(run_info: dict) -> dict:
+    """The run facts every page footer carries."""
+    return {
+        "date": long_date(datetime.fromisoformat(run_info["run_at"]).date()),
+        "version": run_info["version"],
+        "inputs_sha256": run_info["inputs_sha256"],
+        "illustrative": bool(run_info["illustrative"]),
+    }
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as plain dicts of Python scalars (what pickles cheaply and templates read)."""
+    return frame.to_dict("records")
+
+
+def _scenarios(forecast: Forecast) -> list[str]:
+    """Scenario names in the order the forecast lists them (baseline first when present)."""
+    names = list(dict.fromkeys(forecast.summary["scenario"]))
+    return sorted(names, key=lambda name: name != BASELINE)
+
+
+def why_sentence(last_grant_year: str, last_actual_year: str, annual_gap: float, runs_out: bool) -> str:
+    """The one sentence that says why reserves move, from the grant's end and the yearly gap.
+
+    ``annual_gap`` is spending less income in the first forecast year without grant, so a
+    library can be in surplus then and still run out later, as costs outgrow income.
+
+    >>> why_sentence("2021/22", "2023/24", 2300.4, True)
+    'The council grant ended in 2021/22; costs exceed income by £2,300 a year.'
+    >>> why_sentence("2021/22", "2023/24", -150, True)
+    'The council grant ended in 2021/22; income exceeds costs by £150 a year at first, but later years fall into deficit.'
+    >>> why_sentence("2025/26", "2023/24", -150, False)
+    'The council grant ends in 2025/26; after that, income is forecast to exceed costs by £150 a year.'
+    """
+    ended = parse_fy(last_grant_year) <= parse_fy(last_actual_year)
+    grant = f"The council grant {'ended' if ended else 'ends'} in {last_grant_year}"
+    after = "" if ended else "after that, "
+    if annual_gap > 0:
+        verb = "exceed" if ended else "are forecast to exceed"
+        balance = f"costs {verb} income by {money(annual_gap)} a year"
+    else:
+        verb = "exceeds" if ended else "is forecast to exceed"
+        balance = f"income {verb} costs by {money(-annual_gap)} a year"
+        if runs_out:
+            balance += " at first, but later years fall into deficit"
+    return f"{grant}; {after}{balance}."
+
+
+def _year_rows(projection: pd.DataFrame) -> list[dict]:
+    """The year-by-year table: one plain row per financial year."""
+    rows = projection.assign(
+        actual=projection["actual_or_forecast"] == "actual",
+        non_grant_income=projection["income"] - projection["council_grant"],
+        rag_badge=projection["rag"].map(rag_badge),
+    )
+    return _records(rows[["year", "financial_year", "actual", "council_grant", "non_grant_income", "income",
+                          "expenditure", "surplus", "closing_reserves", "free_reserves", "reserves_target",
+                          "months_of_cover", "rag", "rag_badge"]])
+
+
+def _income_by_group(lines: pd.DataFrame, years: list[int]) -> dict[str, list[float]]:
+    """Income per source group and year, council grant first, every year present (0 if none)."""
+    income = lines[lines["side"] == "income"]
+    table = income.pivot_table(index="group", columns="year", values="amount", aggfunc="sum", fill_value=0.0)
+    table = table.reindex(columns=years, fill_value=0.0)
+    known = [group for group in INCOME_GROUP_LABELS if group in table.index]
+    order = known + sorted(set(table.index) - set(known))
+    return {INCOME_GROUP_LABELS.get(group, scenario_label(group)): [float(v) for v in table.loc[group]]
+            for group in order}
+
+
+def _lease(library: dict, lease_security_years: float) -> dict:
+    """Lease facts, and whether the years left meet what external funders ask for."""
+    remaining = float(library["lease_years_remaining"])
+    return {
+        "type": LEASE_TYPE_LABELS.get(library["lease_type"], library["lease_type"]),
+        "start": long_date(library["lease_start"]),
+        "end": long_date(library["lease_end"]),
+        "as_of": long_date(date(parse_fy(library["last_actual_year"]) + 1, 3, 31)),
+        "years_remaining": remaining,
+        "security_years": lease_security_years,
+        "secure": remaining >= lease_security_years,
+    }
+
+
+def _trustee_rows(trustees: pd.DataFrame, projection: pd.DataFrame) -> list[dict]:
+    """The trustees' own projection beside ours for the same years; gap = ours less theirs."""
+    ours = projection.set_index("year")[["income", "expenditure", "closing_reserves", "actual_or_forecast"]]
+    joined = trustees.join(ours, on="year", rsuffix="_ours").sort_values("year")
+    rows = []
+    for row in _records(joined):
+        figures = {
+            column: {"theirs": row[column], "ours": row[f"{column}_ours"],
+                     "gap": row[f"{column}_ours"] - row[column]}
+            for column in ("income", "expenditure", "closing_reserves")
+        }
+        rows.append({"financial_year": row["financial_year"], "actual": row["actual_or_forecast"] == "actual",
+                     **figures})
+    return rows
+
+
+def _scenario_rows(forecast: Forecast, library_id: str) -> list[dict]:
+    """One row per scenario in the forecast: where this library ends up, and what it costs the
+    council (its spending on this library over the forecast years)."""
+    summaries = forecast.summary[forecast.summary["library_id"] == library_id].set_index("scenario")
+    rows = forecast.projection[forecast.projection["library_id"] == library_id]
+    at_horizon = rows.sort_values("year").groupby("scenario").tail(1).set_index("scenario")["rag"]
+    table = []
+    for name in _scenarios(forecast):
+        summary = summaries.loc[name]
+        table.append({
+            "label": scenario_label(name), "rag": at_horizon[name], "rag_badge": rag_badge(at_horizon[name]),
+            "run_out_year": summary["run_out_year"], "horizon_closing_reserves": summary["horizon_closing_reserves"],
+            "horizon_free_reserves": summary["horizon_free_reserves"], "council_cost": summary["council_cost"],
+        })
+    return table
+
+
+def briefing_context(forecast: Forecast, library_id: str, run_info: dict,
+                     lease_security_years: float = LEASE_SECURITY_YEARS) -> dict:
+    """Everything one library's briefing shows, as plain data.
+
+    The headline, the table and the reserves chart use the baseline scenario; the scenarios
+    table shows every scenario in ``forecast.summary``, so new scenarios appear without a
+    template change.
+    """
+    library = _records(forecast.libraries[forecast.libraries["library_id"] == library_id])
+    if not library:
+        raise KeyError(f"no library with id {library_id!r}")
+    library = library[0]
+    is_library = forecast.projection["library_id"] == library_id
+    projection = forecast.projection[is_library & (forecast.projection["scenario"] == BASELINE)].sort_values("year")
+    summaries = forecast.summary[forecast.summary["library_id"] == library_id].set_index("scenario")
+    baseline = summaries.loc[BASELINE]
+    years = _year_rows(projection)
+    lines = forecast.lines[(forecast.lines["library_id"] == library_id) & (forecast.lines["scenario"] == BASELINE)]
+    trustees = forecast.trustee_projections[forecast.trustee_projections["library_id"] == library_id]
+    chart_years = {"financial_year": [r["financial_year"] for r in years], "actual": [r["actual"] for r in years]}
+    return {
+        "title": f"{library['name']}: sustainability briefing",
+        "footer_title": library["name"],
+        "run": run_context(run_info),
+        "horizon": years[-1]["financial_year"],
+        "library": {"id": library_id, "name": library["name"],
+                    "transfer_date": long_date(library["transfer_date"]),
+                    "reserves_target_months": float(library["reserves_target_months"])},
+        "headline": {
+            "rag": baseline["rag_now"],
+            "rag_badge": rag_badge(baseline["rag_now"]),
+            "run_out_year": baseline["run_out_year"],
+            "last_actual_year": library["last_actual_year"],
+            "months_now": baseline["months_of_cover_now"],
+            "last_grant_year": baseline["last_grant_year"],
+            "months_at_grant_end": baseline["months_of_cover_at_grant_end"],
+            "why": why_sentence(baseline["last_grant_year"], library["last_actual_year"], baseline["annual_gap"],
+                                runs_out=baseline["run_out_year"] is not None),
+        },
+        "years": years,
+        "scenarios": _scenario_rows(forecast, library_id),
+        "trustees": _trustee_rows(trustees, projection),
+        "lease": _lease(library, lease_security_years),
+        "chart_data": {
+            "reserves": {**chart_years, **{key: [r[key] for r in years]
+                                           for key in ("free_reserves", "closing_reserves", "reserves_target")},
+                         "target_months": float(library["reserves_target_months"]),
+                         "last_grant_year": baseline["last_grant_year"],
+                         "run_out_year": baseline["run_out_year"]},
+            "income": {**chart_years,
+                       "income": _income_by_group(lines, [r["year"] for r in years]),
+                       "expenditure": [r["expenditure"] for r in years]},
+        },
+    }
+
+
+def library_sums(forecast: Forecast) -> pd.DataFrame:
+    """Per scenario and year, the portfolio's figures recomputed from the libraries' own rows.
+
+    ``deficit`` adds up the deficits of the libraries in deficit (what they must find from
+    reserves); surpluses elsewhere do not offset it. The council's spending is summed from
+    its per-library rows, one column per component, as ``council_cost_<component>``.
+    """
+    projection = forecast.projection
+    keys = [projection["scenario"], projection["year"]]
+    sums = projection.assign(deficit=(-projection["surplus"]).clip(lower=0)).groupby(keys)[list(PORTFOLIO_MONEY)].sum()
+    counts = projection.groupby(keys)["rag"].value_counts().unstack(fill_value=0)
+    for status in RAG_ORDER:
+        sums[f"libraries_{status.lower()}"] = counts[status] if status in counts else 0
+    council = forecast.council.pivot_table(index=["scenario", "year"], columns="component", values="amount",
+                                           aggfunc="sum", fill_value=0.0)
+    council["total"] = council.sum(axis=1)
+    return sums.join(council.add_prefix(COUNCIL_COST)).fillna(0.0)
+
+
+def check_portfolio_totals(forecast: Forecast) -> None:
+    """Raise :class:`PortfolioMismatch` unless every portfolio figure is the sum over libraries.
+
+    The portfolio report prints ``forecast.portfolio``; the briefings print the libraries'
+    rows. A committee member who adds up the briefings must get the report's figures, so the
+    run stops if they differ by more than a penny.
+    """
+    expected = library_sums(forecast)
+    reported = forecast.portfolio.set_index(["scenario", "year"])
+    missing = sorted(set(expected.columns) - set(reported.columns))
+    if missing:
+        raise PortfolioMismatch(f"the portfolio has no column for {', '.join(missing)}")
+    difference = reported[expected.columns].sub(expected).abs()
+    bad = difference.isna() | (difference > PORTFOLIO_TOLERANCE_POUNDS)
+    if bad.any().any():
+        where = [f"{scenario} {year}: {column} differs by {difference.loc[(scenario, year), column]}"
+                 for (scenario, year), row in bad.iterrows() for column in row.index[row]]
+        raise PortfolioMismatch("portfolio figures are not the sum of the libraries': " + "; ".join(where[:10]))
+
+
+def _fy_range(labels: pd.Series) -> tuple[str, str]:
+    """Earliest and latest of some financial-year labels."""
+    ordered = sorted(labels, key=parse_fy)
+    return ordered[0], ordered[-1]
+
+
+def _council_components(portfolio: pd.DataFrame) -> list[str]:
+    """The components of the council's spending that the portfolio frame carries, in its order."""
+    total = f"{COUNCIL_COST}total"
+    return [column.removeprefix(COUNCIL_COST) for column in portfolio.columns
+            if column.startswith(COUNCIL_COST) and column != total]
+
+
+def _scenario_context(name: str, description: str, portfolio: pd.DataFrame, summary: pd.DataFrame,
+                      last_actual_year: str, components: list[str]) -> dict:
+    """One scenario's portfolio figures from the latest accounts to the horizon, and its totals.
+
+    Totals "over the forecast" add the years after ``last_actual_year``.
+    """
+    rows = _records(portfolio[portfolio["year"] >= parse_fy(last_actual_year)].sort_values("year"))
+    forecast_years = rows[1:]
+    run_outs = summary["run_out_year"].dropna()
+    return {
+        "name": name,
+        "label": scenario_label(name),
+        "description": description,
+        "years": rows,
+        "now": rows[0],
+        "horizon": rows[-1],
+        "libraries_running_out": len(run_outs),
+        "first_run_out_year": _fy_range(run_outs)[0] if len(run_outs) else None,
+        "forecast_deficits": sum(row["deficit"] for row in forecast_years),
+        "council_cost": {component: sum(row[f"{COUNCIL_COST}{component}"] for row in forecast_years)
+                         for component in [*components, "total"]},
+        "fund_unmet": sum(row["fund_unmet"] for row in forecast_years),
+    }
+
+
+def _library_rows(forecast: Forecast, scenarios: list[str]) -> list[dict]:
+    """The appendix table: each library's status now and run-out year under each scenario.
+
+    Sorted by baseline run-out year, soonest first, then by name: the libraries that need a
+    conversation first come first.
+    """
+    summary = forecast.summary.set_index(["library_id", "scenario"])
+    rows = []
+    for library_id, name in forecast.libraries[["library_id", "name"]].itertuples(index=False):
+        baseline = summary.loc[(library_id, BASELINE)]
+        rows.append({
+            "name": name,
+            "rag": baseline["rag_now"],
+            "rag_badge": rag_badge(baseline["rag_now"]),
+            "months_now": baseline["months_of_cover_now"],
+            "run_out_years": [summary.loc[(library_id, scenario), "run_out_year"] for scenario in scenarios],
+            "horizon_free_reserves": baseline["horizon_free_reserves"],
+        })
+    never = 10_000
+    return sorted(rows, key=lambda r: (parse_fy(r["run_out_years"][0]) if r["run_out_years"][0] else never, r["name"]))
+
+
+def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
+    """Everything the portfolio report shows, as plain data, after checking it adds up."""
+    check_portfolio_totals(forecast)
+    scenarios = _scenarios(forecast)
+    libraries = forecast.libraries
+    last_actual_year = _fy_range(libraries["last_actual_year"])[0]
+    descriptions = forecast.scenarios.set_index("scenario")["description"]
+    components = _council_components(forecast.portfolio)
+    by_scenario = [
+        _scenario_context(name, descriptions[name], forecast.portfolio[forecast.portfolio["scenario"] == name],
+                          forecast.summary[forecast.summary["scenario"] == name], last_actual_year, components)
+        for name in scenarios
+    ]
+    baseline = by_scenario[0]
+    every_year = forecast.portfolio[forecast.portfolio["scenario"] == BASELINE].sort_values("year")
+    labels = every_year["financial_year"].tolist()
+    transfer_years = libraries["transfer_date"].dt.year
+    return {
+        "title": "Community Managed Libraries: sustainability forecast",
+        "footer_title": "Community Managed Libraries: portfolio report",
+        "run": run_context(run_info),
+        "horizon": labels[-1],
+        "last_actual_year": last_actual_year,
+        "first_forecast_year": baseline["years"][1]["financial_year"],
+        "libraries_count": len(libraries),
+        "transfers": {"first": int(transfer_years.min()), "last": int(transfer_years.max())},
+        "last_grant_years": _fy_range(libraries["last_grant_year"]),
+        "share_at_risk_now": (baseline["now"]["libraries_red"] + baseline["now"]["libraries_amber"]) / len(libraries),
+        "council_components": [scenario_label(component) for component in components],
+        "scenarios": by_scenario,
+        "libraries": _library_rows(forecast, scenarios),
+        "chart_data": {
+            "rag": {"financial_year": labels, "scenario": baseline["label"], "last_actual_year": last_actual_year,
+                    **{status: every_year[f"libraries_{status.lower()}"].tolist() for status in RAG_ORDER}},
+            "portfolio_reserves": {
+                "financial_year": labels, "last_actual_year": last_actual_year,
+                "series": {scenario_label(name): forecast.portfolio[forecast.portfolio["scenario"] == name]
+                           .sort_values("year")["free_reserves"].tolist() for name in scenarios}},
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs and the worker pool (parent side)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One document to write: a template, its plain-data context, and where the PDF goes."""
+
+    template: str
+    context: dict
+    path: Path
+
+
+def briefing_path(briefings_dir: Path, library_id: str) -> Path:
+    """``briefings_dir/<slug>.pdf``, refusing any name that would land elsewhere."""
+    path = briefings_dir / f"{slugify(library_id)}.pdf"
+    if path.resolve().parent != briefings_dir.resolve():
+        raise ValueError(f"library id {library_id!r} does not make a safe file name")
+    return path
+
+
+def pack_jobs(forecast: Forecast, out_dir: Path, run_info: dict) -> list[Job]:
+    """The portfolio report first (the longest document, so it never finishes last) and one
+    briefing per library; two library ids that slugify alike are refused, not overwritten."""
+    briefings = Path(out_dir) / "briefings"
+    jobs = [Job("portfolio.html", portfolio_context(forecast, run_info), Path(out_dir) / "portfolio.pdf")]
+    seen: dict[Path, str] = {}
+    for library_id in forecast.libraries["library_id"]:
+        path = briefing_path(briefings, library_id)
+        if path in seen:
+            raise ValueError(f"library ids {seen[path]!r} and {library_id!r} give the same file name {path.name}")
+        seen[path] = library_id
+        jobs.append(Job("briefing.html", briefing_context(forecast, library_id, run_info), path))
+    return jobs
+
+
+def make_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes that each load WeasyPrint, fonts and templates once, at start-up."""
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_pdf_writer,
+        max_tasks_per_child=WORKER_RECYCLE_AFTER,
+    )
+
+
+@contextmanager
+def _progress(total: int, show: bool) -> Iterator[Any]:
+    """A click progress bar, or a silent stand-in when output is not a terminal."""
+    if show:
+        with click.progressbar(length=total, label="Rendering PDFs") as bar:
+            yield bar
+    else:
+        yield _Silent()
+
+
+class _Silent:
+    """Progress that goes nowhere."""
+
+    def update(self, steps: int) -> None:
+        """Ignore progress: nobody is watching a terminal."""
+
+
+def run_jobs(jobs: list[Job], pool: ProcessPoolExecutor, progress: bool = False) -> list[Path]:
+    """Render every job in the pool; stop at the first failure, cancelling what has not started."""
+    for directory in {job.path.parent for job in jobs}:
+        directory.mkdir(parents=True, exist_ok=True)
+    futures: list[Future] = [pool.submit(render_job, job) for job in jobs]
+    try:
+        with _progress(len(futures), progress) as bar:
+            for future in as_completed(futures):
+                future.result()
+                bar.update(1)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    return [job.path for job in jobs]
+
+
+def render_pack(forecast: Forecast, out_dir: Path, run_info: dict, jobs: int | None = None,
+                progress: bool = False) -> list[Path]:
+    """Write ``out_dir/portfolio.pdf`` and ``out_dir/briefings/<slug>.pdf`` for every library.
+
+    ``jobs`` worker processes (default: one per core). ``run_info`` holds ``version``,
+    ``run_at`` (ISO time), ``inputs_sha256`` and ``illustrative``. The caller makes the result
+    atomic (render into a temporary folder, then swap). Returns the paths written, portfolio
+    first.
+    """
+    pack = pack_jobs(forecast, Path(out_dir), run_info)
+    workers = max(1, min(jobs or os.cpu_count() or 1, len(pack)))
+    with make_pool(workers) as pool:
+        return run_jobs(pack, pool, progress)
+
+
+def render_briefing(forecast: Forecast, library_id: str, path: Path, run_info: dict) -> Path:
+    """Write one library's briefing to ``path``, in this process (no pool for one document)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return render_job(Job("briefing.html", briefing_context(forecast, library_id, run_info), path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing PDFs (worker side: the only code that imports WeasyPrint and matplotlib)
+
+
+def is_template_url(url: str) -> bool:
+    """Whether WeasyPrint may fetch ``url``: a ``data:`` URL or a file inside ``templates/``.
+
+    Every network scheme is refused, and so is every other file: a template (or a value that
+    slipped into one) asking for ``file:///etc/passwd`` as an attachment gets nothing.
+
+    >>> is_template_url((TEMPLATES_DIR / "base.css").as_uri()), is_template_url("file:///etc/passwd")
+    (True, False)
+    >>> is_template_url((TEMPLATES_DIR / ".." / "cml" / "render.py").as_uri()), is_template_url("https://example.org/")
+    (False, False)
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "data":
+        return True
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        return False
+    return Path(url2pathname(parts.path)).resolve().is_relative_to(TEMPLATES_DIR)
+
+
+def template_url_fetcher() -> URLFetcher:
+    """A WeasyPrint 70 URL fetcher that only hands out ``templates/`` files and ``data:`` URLs.
+
+    It fails the render (``fail_on_errors``) instead of leaving a gap in the document: a
+    refused URL means a template is wrong. The class is made here, not at module level, so
+    that importing :mod:`cml.render` does not import WeasyPrint.
+    """
+    from weasyprint.urls import URLFetcher
+
+    class TemplateOnlyFetcher(URLFetcher):
+        """Refuses whatever :func:`is_template_url` refuses, before opening anything."""
+
+        def fetch(self, url: str, headers: dict | None = None):
+            if not is_template_url(url):
+                raise PermissionError(f"cml refuses to fetch {url!r}: only its own templates")
+            return super().fetch(url, headers)
+
+    return TemplateOnlyFetcher(fail_on_errors=True)
+
+
+class _LoggedProblems(logging.Handler):
+    """Collects what WeasyPrint logs as errors (a resource it could not use, a figure without
+    alt text) while one document renders. Warnings are left alone: they include advice about
+    the machine, such as a missing HarfBuzz subsetter, that is no fault of a template."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+class _PdfWriter:
+    """One per process: WeasyPrint's font configuration, image cache, the parsed stylesheet,
+    the fetcher and the jinja environment, shared by every document the process writes."""
+
+    def __init__(self) -> None:
+        from weasyprint import CSS
+        from weasyprint.text.fonts import FontConfiguration
+
+        self.font_config = FontConfiguration()
+        self.cache: dict = {}
+        self.fetcher = template_url_fetcher()
+        self.stylesheet = CSS(filename=TEMPLATES_DIR / STYLESHEET, font_config=self.font_config,
+                              url_fetcher=self.fetcher)
+        self.templates = template_environment()
+        self.problems = _LoggedProblems()
+        logging.getLogger("weasyprint").addHandler(self.problems)
+
+    def write(self, html: str, path: Path) -> None:
+        """Lay out ``html`` and write a tagged PDF/UA-1 file; raise if WeasyPrint complained."""
+        from weasyprint import HTML
+
+        self.problems.messages.clear()
+        HTML(string=html, base_url=str(TEMPLATES_DIR) + os.sep, url_fetcher=self.fetcher).write_pdf(
+            path, stylesheets=[self.stylesheet], font_config=self.font_config, cache=self.cache,
+            pdf_variant=PDF_VARIANT)
+        if self.problems.messages:
+            raise RenderError(f"{path.name}: " + "; ".join(self.problems.messages))
+
+
+@cache
+def _pdf_writer() -> _PdfWriter:
+    """This process's writer, made on first use (the pool's initializer makes it at start-up)."""
+    return _PdfWriter()
+
+
+def template_environment() -> Environment:
+    """Jinja2 set up for safe HTML: autoescaping, missing variables are errors, our filters."""
+    environment = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.filters.update(money=money, months=months, pct=pct)
+    return environment
+
+
+def render_html(html: str, path: Path) -> Path:
+    """Write ``html`` to a PDF at ``path`` with this process's shared writer."""
+    _pdf_writer().write(html, Path(path))
+    return Path(path)
+
+
+def render_job(job: Job) -> Path:
+    """Draw the job's charts, fill its template and write its PDF (runs in a worker)."""
+    from cml.charts import CHARTS
+
+    charts = {name: CHARTS[name](data) for name, data in job.context["chart_data"].items()}
+    html = _pdf_writer().templates.get_template(job.template).render(**job.context, charts=charts)
+    return render_html(html, job.path)
