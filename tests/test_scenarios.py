@@ -144,3 +144,20 @@ def test_bad_scenario_files_are_located(case, inputs, tmp_path):
     with pytest.raises(InputError) as caught:
         load_scenarios(path, inputs.assumptions)
     assert any(str(p).startswith(expected) for p in caught.value.problems), [str(p) for p in caught.value.problems]
+
+
+def test_the_2020_rerun_lists_the_19_business_grants_in_the_accounts(inputs):
+    """Seed 000 para 24: 19 grants of £10,000-£25,000; the scenario's rows must match accounts.csv."""
+    rerun = next(s for s in load_scenarios(SHIPPED / "scenarios.toml", inputs.assumptions) if s.name == "covid_2020_rerun")
+    listed = {(r["library_id"], r["financial_year"], float(r["amount"])) for r in rerun["shocks.business_grants"]}
+    accounts = inputs.accounts[inputs.accounts["line"] == "covid_business_grant"]
+    assert listed == {(r.library_id, "2020/21", r.amount) for r in accounts.itertuples()}
+    assert len(listed) == 19 and all(10_000 <= amount <= 25_000 for *_, amount in listed)
+    assert rerun.assumptions.actuals_to == 2019
+
+
+def test_the_2020_rerun_forecasts_from_2019_20_and_pays_the_programme_grant_from_the_fund(forecast):
+    ledger = forecast.fund[forecast.fund["scenario"] == "covid_2020_rerun"].set_index("financial_year")
+    assert ledger.loc["2020/21", "payments"] == pytest.approx(58_000)
+    rows = forecast.projection[forecast.projection["scenario"] == "covid_2020_rerun"]
+    assert set(rows.loc[rows["year"] >= 2020, "actual_or_forecast"]) == {"forecast"}
