@@ -16,11 +16,11 @@ from cml import __version__
 from cml.checks import ModelCheckFailed
 from cml.errors import InputError, Problem
 from cml.inputs import Inputs, load_inputs, only_library
-from cml.scenarios import SCENARIO_FILE, Scenario, check_scenario_libraries, load_scenarios, parse_overrides
 from cml.outputs import run_info, write_pack
 from cml.projection import build_forecast
 from cml.render import briefing_path, render_briefing, render_pack
 from cml.returns import write_template
+from cml.scenarios import SCENARIO_FILE, Scenario, check_scenario_libraries, load_scenarios, parse_overrides
 
 DEFAULT_INPUTS = Path("inputs")
 DEFAULT_OUTPUTS = Path("outputs")
@@ -155,7 +155,7 @@ def list_scenarios(inputs_dir: Path) -> None:
 
         cml scenarios --inputs inputs
     """
-    inputs, scenarios = load_run(inputs_dir, (), None, ())
+    _, scenarios = load_run(inputs_dir, (), None, ())
     for scenario in scenarios:
         parent = scenario.settings.get("inherits")
         click.echo(f"{scenario.name}{f' (from {parent})' if parent else ''}: {scenario.description}")

@@ -410,7 +410,8 @@ def check_reserves_reconcile(accounts: pd.DataFrame, reserves: pd.DataFrame, lin
     funds = funds.sort_values(["library_id", "financial_year"])
     funds["previous"] = funds.groupby("library_id")["total"].shift()
     funds["previous_year"] = funds.groupby("library_id")["financial_year"].shift()
-    funds["net"] = [net.get((lib, year), 0.0) for lib, year in zip(funds["library_id"], funds["financial_year"])]
+    funds = funds.join(net, on=["library_id", "financial_year"])
+    funds["net"] = funds["net"].fillna(0.0)
     follows = funds["previous_year"].notna() & (funds["financial_year"] == funds["previous_year"] + 1)
     gap = funds["total"] - (funds["previous"] + funds["net"])
     for _, row in funds[follows & (gap.abs() > tolerance)].iterrows():

@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -52,7 +52,7 @@ def run_info(inputs: Inputs) -> dict:
     """What every page footer and ``run.json`` say about this run."""
     return {
         "version": __version__,
-        "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "inputs_sha256": inputs.inputs_sha256,
         "illustrative": inputs.illustrative,
     }

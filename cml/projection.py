@@ -23,9 +23,6 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from cml.fy import fy_label
-from cml.checks import assert_reconciles
-from cml.inputs import Inputs
 from cml.adjustments import (
     add_shocks,
     apply_closure,
@@ -36,9 +33,12 @@ from cml.adjustments import (
     lever_libraries,
     transfer_to_council,
 )
+from cml.checks import assert_reconciles
 from cml.fund import simulate_fund
+from cml.fy import fy_label
+from cml.inputs import Inputs
 from cml.scenarios import Scenario
-from cml.schedule import grant_schedule, last_grant_year, one_off_grants
+from cml.schedule import add_years, grant_schedule, last_grant_year, one_off_grants
 
 RAG_ORDER = ("Red", "Amber", "Green")
 COUNCIL_COMPONENTS = ("council_grant", "fund_payments", "running_costs", "fabric_repairs", "lease_fees")
@@ -86,8 +86,9 @@ def year_grid(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
     """One row per library and financial year from transfer to the horizon, flagged actual or forecast."""
     first = first_years(inputs.libraries)
     horizon = inputs.assumptions.horizon
-    rows = [(lib, year) for lib, start in first.items() for year in range(int(start), horizon + 1)]
-    grid = pd.DataFrame(rows, columns=["library_id", "year"])
+    starts = pd.DataFrame({"library_id": first.index, "start": first.to_numpy()})
+    years = pd.DataFrame({"year": np.arange(int(first.min()), horizon + 1)})
+    grid = starts.merge(years, how="cross").query("year >= start")[["library_id", "year"]].reset_index(drop=True)
     grid["actual_or_forecast"] = np.where(grid["year"] <= grid["library_id"].map(last_actual), "actual", "forecast")
     return grid
 
@@ -244,7 +245,7 @@ def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series
     """Library records with lease end, years of lease left at the end of actuals, and last grant year."""
     libraries = inputs.libraries.copy()
     start = pd.to_datetime(libraries["lease_start"])
-    libraries["lease_end"] = [s + pd.DateOffset(years=int(n)) for s, n in zip(start, libraries["lease_years"])]
+    libraries["lease_end"] = add_years(start, libraries["lease_years"].astype(int))
     as_of = pd.to_datetime([f"{int(y) + 1}-03-31" for y in libraries["library_id"].map(last_actual)])
     libraries["lease_years_remaining"] = ((libraries["lease_end"] - as_of).dt.days / 365.25).round(1)
     libraries["last_actual_year"] = libraries["library_id"].map(last_actual).map(fy_label)

@@ -66,8 +66,9 @@ def write_template(path: Path, library_id: str, lines: pd.DataFrame) -> None:
     info = book.active
     info.title = LIBRARY_SHEET
     info.append(["library_id", library_id])
-    info.append(["How to fill in", "One row per financial year (e.g. 2024/25) and line; amounts in pounds, "
-                 "never negative. The Lines sheet lists every line and whether it is income or expenditure."])
+    guidance = ("One row per financial year (e.g. 2024/25) and line; amounts in pounds, never negative. "
+                "The Lines sheet lists every line and whether it is income or expenditure.")
+    info.append(["How to fill in", guidance])
     for name, columns in SHEET_COLUMNS.items():
         sheet = book.create_sheet(name)
         sheet.append(list(columns))

@@ -23,7 +23,7 @@ import pandas as pd
 PAYMENT_TIMINGS = ("in_advance", "by_days")
 
 
-def _add_years(dates: pd.Series, years: pd.Series) -> pd.Series:
+def add_years(dates: pd.Series, years: pd.Series) -> pd.Series:
     """Add whole years to dates, moving 29 February to 28 February when needed."""
     year = dates.dt.year + years
     month = dates.dt.month
@@ -42,8 +42,8 @@ def grant_years(libraries: pd.DataFrame, taper: pd.DataFrame) -> pd.DataFrame:
         taper[["grant_year", "percent_of_running_costs"]], how="cross"
     )
     transfer = pd.to_datetime(rows["transfer_date"])
-    rows["start"] = _add_years(transfer, rows["grant_year"] - 1)
-    rows["end"] = _add_years(transfer, rows["grant_year"])
+    rows["start"] = add_years(transfer, rows["grant_year"] - 1)
+    rows["end"] = add_years(transfer, rows["grant_year"])
     rows["award"] = rows["original_running_costs"] * rows["percent_of_running_costs"] / 100.0
     return rows[["library_id", "grant_year", "start", "end", "award"]].reset_index(drop=True)
 
