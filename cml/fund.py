@@ -63,9 +63,13 @@ def simulate_fund(totals: pd.DataFrame, lines: pd.DataFrame, free_at_cut: pd.Ser
     free = free_at_cut.copy()
     balance = scenario["fund.opening_balance"]
     claims_out, ledger = [], []
+    totals_by_year = {year: rows.set_index("library_id") for year, rows in totals.groupby("year")}
+    fund_lines = lines[lines["line"].isin(["contingency_grant", "building_failure"])]
+    lines_by_year = {year: rows for year, rows in fund_lines.groupby("year")}
+    no_lines = fund_lines.iloc[:0]
     for year in [y for y in years if y >= opening_year]:
-        rows = totals[totals["year"] == year].set_index("library_id")
-        in_year = lines[lines["year"] == year]
+        rows = totals_by_year[year]
+        in_year = lines_by_year.get(year, no_lines)
         actual = rows["actual_or_forecast"] == "actual"
         paid_in_accounts = in_year[in_year["line"] == "contingency_grant"].groupby("library_id")["amount"].sum()
         recorded = float(paid_in_accounts.reindex(rows.index[actual], fill_value=0.0).sum())
