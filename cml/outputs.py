@@ -22,6 +22,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from cml import __version__
+from cml.fy import fy_label
 from cml.inputs import Inputs
 from cml.projection import Forecast
 
@@ -44,8 +45,7 @@ SUMMARY_COLUMNS = [
 ]
 MONEY_FORMAT = '£#,##0;[Red](£#,##0);"-"'
 MONTHS_FORMAT = "0.0"
-NOT_MONEY = {"months_of_cover", "months_of_cover_now", "months_of_cover_at_grant_end",
-             "libraries_red", "libraries_amber", "libraries_green"}
+NOT_MONEY = {"months_of_cover", "months_of_cover_now", "months_of_cover_at_grant_end"}
 
 
 def run_info(inputs: Inputs) -> dict:
@@ -73,9 +73,44 @@ def scenario_comparison(forecast: Forecast) -> pd.DataFrame:
     return table
 
 
+def option_comparison(forecast: Forecast) -> pd.DataFrame:
+    """One row per scenario, the figures an officer needs to write an options appraisal: libraries
+    at risk in the first forecast year and at the horizon, when reserves run out, when the
+    contingency fund is exhausted, and the council's cost over the forecast years."""
+    keys = ["scenario", "library_id", "year"]
+    forecast_rows = forecast.projection[forecast.projection["actual_or_forecast"] == "forecast"]
+    first_year = forecast_rows.groupby("scenario")["year"].min()
+    first = forecast_rows[forecast_rows["year"] == forecast_rows["scenario"].map(first_year)]
+    horizon = forecast.projection[forecast.projection["year"] == forecast.projection.groupby("scenario")["year"].transform("max")]
+    costs = forecast.council.merge(forecast_rows[keys], on=keys)
+    by_component = costs.pivot_table(index="scenario", columns="component", values="amount", aggfunc="sum", fill_value=0.0)
+    fund = forecast.fund.merge(first_year.rename("first_year"), left_on="scenario", right_index=True)
+    dry = fund[(fund["closing"] <= 0.005) | (fund["unmet"] > 0.005)].groupby("scenario")["financial_year"].first()
+    table = forecast.scenarios.set_index("scenario")[["description"]].copy()
+    table["first_forecast_year"] = first_year.map(fy_label)
+    table["at_risk_first_forecast_year"] = first[first["rag"] != "Green"].groupby("scenario").size()
+    table["red_at_horizon"] = horizon[horizon["rag"] == "Red"].groupby("scenario").size()
+    table["libraries_running_out"] = forecast.summary[forecast.summary["run_out_year"].notna()].groupby("scenario").size()
+    table["fund_exhausted_in"] = dry.reindex(table.index).fillna("not within horizon")
+    forecast_fund = fund[fund["year"] >= fund["first_year"]].groupby("scenario")[["payments", "unmet"]].sum()
+    table["fund_paid_in_forecast"] = forecast_fund["payments"]
+    table["fund_claims_unmet"] = forecast_fund["unmet"]
+    table = table.join(by_component.add_prefix("council_cost_"))
+    cost_columns = [c for c in table.columns if c.startswith("council_cost_")]
+    table["council_cost_total"] = table[cost_columns].sum(axis=1)
+    years = forecast_rows.groupby("scenario")["year"].nunique()
+    table["council_cost_per_year"] = table["council_cost_total"] / years
+    table["horizon_free_reserves"] = horizon.groupby("scenario")["free_reserves"].sum()
+    table["change_from_baseline"] = table["horizon_free_reserves"] - table.loc["baseline", "horizon_free_reserves"]
+    counts = ["at_risk_first_forecast_year", "red_at_horizon", "libraries_running_out"]
+    table[counts] = table[counts].fillna(0).astype(int)
+    return table.fillna(0.0).reset_index()
+
+
 def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
     """The frames written as CSV and as workbook sheets, in the order an officer reads them."""
     return {
+        "options": option_comparison(forecast),
         "scenarios": scenario_comparison(forecast),
         "summary": forecast.summary[SUMMARY_COLUMNS],
         "portfolio": forecast.portfolio[PORTFOLIO_COLUMNS],

@@ -135,14 +135,14 @@ def check_value(key: str, value: Any) -> str | None:
 def resolve(name: str, raw: dict[str, dict], label: str, problems: list[Problem], seen: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """A scenario's settings with everything it inherits filled in, or None after reporting why not."""
     if name in seen:
-        problems.append(Problem(label, None, f"{name}.inherits", f"inheritance goes round in a cycle: {' -> '.join(seen + (name,))}"))
+        problems.append(Problem(label, None, f"{name}: inherits", f"inheritance goes round in a cycle: {' -> '.join(seen + (name,))}"))
         return None
     own = raw[name]
     parent = own.get("inherits")
     if parent is None:
         return dict(own)
     if parent not in raw:
-        problems.append(Problem(label, None, f"{name}.inherits", f"inherits from '{parent}', which is not a scenario in this file"))
+        problems.append(Problem(label, None, f"{name}: inherits", f"inherits from '{parent}', which is not a scenario in this file"))
         return None
     inherited = resolve(parent, raw, label, problems, seen + (name,))
     if inherited is None:
@@ -172,11 +172,11 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
             if key in ("inherits", "description"):
                 continue
             if key not in SETTINGS and key not in ASSUMPTION_KEYS:
-                problems.append(Problem(label, None, f"{name}.{key}", "unknown setting"))
+                problems.append(Problem(label, None, f"{name}: {key}", "unknown setting"))
             elif key in SETTINGS and (reason := check_value(key, value)):
-                problems.append(Problem(label, None, f"{name}.{key}", reason))
+                problems.append(Problem(label, None, f"{name}: {key}", reason))
     missing = sorted(set(SETTINGS) - set(raw["baseline"]))
-    problems += [Problem(label, None, f"baseline.{key}", "the baseline must set this") for key in missing]
+    problems += [Problem(label, None, f"baseline: {key}", "the baseline must set this") for key in missing]
     if problems:
         raise InputError(problems)
     scenarios = [_scenario(name, raw, label, assumptions, problems) for name in raw]
@@ -192,18 +192,22 @@ def _scenario(name: str, raw: dict, label: str, assumptions: Assumptions, proble
     if settings is None:
         return None
     if "description" not in raw[name]:
-        problems.append(Problem(label, None, f"{name}.description", "every scenario needs a one-line description"))
+        problems.append(Problem(label, None, f"{name}: description", "every scenario needs a one-line description"))
         return None
-    return Scenario(name, settings["description"], settings, _assumptions_for(settings, assumptions, f"{label} [{name}]", problems))
+    return Scenario(name, settings["description"], settings, _assumptions_for(settings, assumptions, label, name, problems))
 
 
-def _assumptions_for(settings: dict, assumptions: Assumptions, label: str, problems: list[Problem]) -> Assumptions:
+def _assumptions_for(settings: dict, assumptions: Assumptions, label: str, name: str,
+                     problems: list[Problem]) -> Assumptions:
     """The run's assumptions with this scenario's overrides of them applied and re-checked."""
     raw = {section: dict(values) for section, values in assumptions.raw.items()}
     for key in ASSUMPTION_KEYS & set(settings):
-        section, name = key.split(".")
-        raw.setdefault(section, {})[name] = settings[key]
-    return assumptions_from_dict(raw, label, problems) or assumptions
+        section, setting = key.split(".")
+        raw.setdefault(section, {})[setting] = settings[key]
+    found: list[Problem] = []
+    resolved = assumptions_from_dict(raw, label, found)
+    problems += [Problem(label, None, f"{name}: {p.column}", p.reason) for p in found]
+    return resolved or assumptions
 
 
 def parse_overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -230,7 +234,7 @@ def _what_if(baseline: Scenario, overrides: dict[str, Any], assumptions: Assumpt
             problems.append(Problem("--set", None, key, reason))
     settings = {**baseline.settings, **overrides, "inherits": "baseline"}
     description = "What if: " + ", ".join(f"{k} = {v}" for k, v in overrides.items())
-    return Scenario("what_if", description, settings, _assumptions_for(settings, assumptions, "--set", problems))
+    return Scenario("what_if", description, settings, _assumptions_for(settings, assumptions, "--set", "what_if", problems))
 
 
 def check_scenario_libraries(scenarios: list[Scenario], library_ids: set[str]) -> None:
@@ -240,7 +244,7 @@ def check_scenario_libraries(scenarios: list[Scenario], library_ids: set[str]) -
         named = [("levers.libraries", lib) for lib in scenario["levers.libraries"]]
         for key in ("shocks.business_grants", "shocks.building_failures"):
             named += [(key, row["library_id"]) for row in scenario[key]]
-        problems += [Problem(SCENARIO_FILE, None, f"{scenario.name}.{key}", f"'{lib}' is not a library_id in libraries.csv")
+        problems += [Problem(SCENARIO_FILE, None, f"{scenario.name}: {key}", f"'{lib}' is not a library_id in libraries.csv")
                      for key, lib in named if lib not in library_ids]
     if problems:
         raise InputError(problems)

@@ -123,15 +123,15 @@ def test_a_trustee_what_if_changes_only_the_named_library(inputs):
 
 BAD_SCENARIOS = {
     "unknown key": ('[option_9]\ninherits = "baseline"\ndescription = "x"\n[option_9.fund]\ncap_per_clam = 1\n',
-                    "scenarios.toml: option_9.fund.cap_per_clam: unknown setting"),
+                    "scenarios.toml: option_9: fund.cap_per_clam: unknown setting"),
     "missing parent": ('[option_9]\ninherits = "nowhere"\ndescription = "x"\n',
-                       "scenarios.toml: option_9.inherits: inherits from 'nowhere', which is not a scenario in this file"),
+                       "scenarios.toml: option_9: inherits: inherits from 'nowhere', which is not a scenario in this file"),
     "cycle": ('[a]\ninherits = "b"\ndescription = "x"\n[b]\ninherits = "a"\ndescription = "y"\n',
-              "scenarios.toml: a.inherits: inheritance goes round in a cycle"),
+              "scenarios.toml: a: inherits: inheritance goes round in a cycle"),
     "wrong type": ('[option_9]\ninherits = "baseline"\ndescription = "x"\n[option_9.lease]\nextension_years = "ten"\n',
-                   "scenarios.toml: option_9.lease.extension_years: 'ten' should be a whole number"),
+                   "scenarios.toml: option_9: lease.extension_years: 'ten' should be a whole number"),
     "out of range": ('[option_9]\ninherits = "baseline"\ndescription = "x"\n[option_9.funders]\nother_grants_lost_share = 1.5\n',
-                     "scenarios.toml: option_9.funders.other_grants_lost_share: 1.5 is above the maximum 1"),
+                     "scenarios.toml: option_9: funders.other_grants_lost_share: 1.5 is above the maximum 1"),
 }
 
 
@@ -161,3 +161,24 @@ def test_the_2020_rerun_forecasts_from_2019_20_and_pays_the_programme_grant_from
     assert ledger.loc["2020/21", "payments"] == pytest.approx(58_000)
     rows = forecast.projection[forecast.projection["scenario"] == "covid_2020_rerun"]
     assert set(rows.loc[rows["year"] >= 2020, "actual_or_forecast"]) == {"forecast"}
+
+
+def test_a_scenario_overriding_an_assumption_badly_is_located(inputs, tmp_path):
+    path = tmp_path / "scenarios.toml"
+    path.write_text((SHIPPED / "scenarios.toml").read_text()
+                    + '\n[late]\ninherits = "baseline"\ndescription = "x"\n[late.forecast]\nhorizon = "2034-35"\n')
+    with pytest.raises(InputError) as caught:
+        load_scenarios(path, inputs.assumptions)
+    assert [str(p) for p in caught.value.problems] == [
+        "scenarios.toml: late: forecast.horizon: '2034-35' is not a financial year like 2018/19"]
+
+
+def test_options_table_reconciles_to_the_libraries(forecast):
+    """The options appraisal's council cost is the sum of the libraries' council cost, per scenario."""
+    from cml.outputs import option_comparison
+
+    options = option_comparison(forecast).set_index("scenario")
+    per_library = forecast.summary.groupby("scenario")["council_cost"].sum()
+    assert (options["council_cost_total"] - per_library.reindex(options.index)).abs().max() < 0.01
+    assert options.loc["option_3", "fund_exhausted_in"] == "not within horizon"
+    assert options.loc["option_1", "change_from_baseline"] > 0
