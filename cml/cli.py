@@ -67,6 +67,9 @@ def reports_input_errors(command):
                 click.echo(str(problem), err=True)
             click.echo(f"{len(err.problems)} problem(s) found; nothing was written.", err=True)
             sys.exit(1)
+        except OSError as err:
+            click.echo(f"Cannot read or write {err.filename or 'a file'}: {err.strerror or err}. Nothing was changed.", err=True)
+            sys.exit(1)
         except ModelCheckFailed as err:
             click.echo(f"A reconciliation check failed, so nothing was written: {err}", err=True)
             sys.exit(2)

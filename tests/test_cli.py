@@ -91,3 +91,28 @@ def test_template_for_an_unknown_library_is_refused(tmp_path: Path) -> None:
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_an_unwritable_outputs_folder_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(blocker / "out"), "--no-pdf"])
+    assert result.exit_code == 1
+    assert "Cannot read or write" in result.output and "Traceback" not in result.output
+
+
+def test_a_trustee_what_if_for_one_library(tmp_path: Path) -> None:
+    out = tmp_path / "what-if"
+    result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(out), "--no-pdf",
+                                       "--library", "anstey", "--scenario", "option_1",
+                                       "--set", "levers.cost_change=-0.1"])
+    assert result.exit_code == 0, result.output
+    scenarios = pd.read_csv(out / "scenarios.csv")
+    assert set(scenarios["scenario"]) == {"baseline", "option_1", "what_if"}
+    assert set(scenarios["library_id"]) == {"anstey"}
+
+
+def test_an_unknown_setting_in_set_is_located(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(tmp_path), "--no-pdf",
+                                       "--set", "levers.cost_chnage=-0.1"])
+    assert result.exit_code == 1 and "--set: levers.cost_chnage: unknown setting" in result.output
