@@ -28,7 +28,7 @@ from cml.projection import Forecast
 
 PROJECTION_COLUMNS = [
     "library_id", "name", "financial_year", "scenario", "actual_or_forecast", "council_grant",
-    "self_generated_income", "other_income", "income", "expenditure", "surplus", "opening_reserves",
+    "self_generated_income", "other_income", "fund_support", "income", "expenditure", "surplus", "opening_reserves",
     "closing_reserves", "free_reserves", "reserves_target", "months_of_cover", "rag",
 ]
 PORTFOLIO_COLUMNS = [

@@ -41,6 +41,7 @@ from cml.scenarios import Scenario
 from cml.schedule import add_years, grant_schedule, last_grant_year, one_off_grants
 
 RAG_ORDER = ("Red", "Amber", "Green")
+GAP_YEARS = 3  # the annual gap is averaged over this many forecast years without the taper grant
 COUNCIL_COMPONENTS = ("council_grant", "fund_payments", "running_costs", "fabric_repairs", "lease_fees")
 
 
@@ -173,6 +174,7 @@ def yearly_totals(lines: pd.DataFrame, grid: pd.DataFrame) -> pd.DataFrame:
         "council_grant": income[income["group"] == "council_grant"],
         "self_generated_income": income[income["group"] == "self_generated"],
         "other_income": income[~income["group"].isin(["council_grant", "self_generated"])],
+        "fund_support": income[income["line"] == "contingency_grant"],
         "income": income,
         "expenditure": lines[lines["side"] == "expenditure"],
     }
@@ -263,7 +265,9 @@ def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.Dat
     horizon = by.tail(1).set_index(keys)
     run_out = projection[projection["free_reserves"] < 0].groupby(keys)["financial_year"].first()
     after_grant = projection[(projection["actual_or_forecast"] == "forecast") & (projection["council_grant"] == 0)]
-    first_after = after_grant.groupby(keys).head(1).set_index(keys)
+    first_after = after_grant.groupby(keys).head(GAP_YEARS)
+    own_income = first_after["income"] - first_after["fund_support"]
+    gap = (first_after["expenditure"] - own_income).groupby([first_after[k] for k in keys]).mean()
     summary = horizon[["name"]].copy()
     summary["rag_now"] = now["rag"]
     summary["months_of_cover_now"] = now["months_of_cover"]
@@ -273,7 +277,7 @@ def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.Dat
     summary["run_out_year"] = run_out.reindex(summary.index).astype(object).where(lambda s: s.notna(), None)
     summary["horizon_closing_reserves"] = horizon["closing_reserves"]
     summary["horizon_free_reserves"] = horizon["free_reserves"]
-    summary["annual_gap"] = (first_after["expenditure"] - first_after["income"]).reindex(summary.index)
+    summary["annual_gap"] = gap.reindex(summary.index)
     forecast_years = projection.loc[projection["actual_or_forecast"] == "forecast", keys + ["year"]]
     council_forecast = council.merge(forecast_years, on=keys + ["year"])
     summary["council_cost"] = council_forecast.groupby(keys)["amount"].sum().reindex(summary.index, fill_value=0.0)

@@ -33,9 +33,9 @@ import math
 import multiprocessing
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -52,6 +52,7 @@ from cml.fy import parse_fy
 
 if TYPE_CHECKING:
     import pandas as pd
+    from weasyprint.document import Document
     from weasyprint.urls import URLFetcher
 
     from cml.projection import Forecast
@@ -62,6 +63,7 @@ PDF_VARIANT = "pdf/ua-1"
 BASELINE = "baseline"
 LEASE_SECURITY_YEARS = 7  # seed 000 para 28: external funders want 7 to 10 years of security
 WORKER_RECYCLE_AFTER = 200  # documents; a past WeasyPrint release leaked memory over thousands
+FOOTER_CHECKSUM_CHARACTERS = 12  # enough to tell two runs' inputs apart; run.json keeps all 64
 PORTFOLIO_TOLERANCE_POUNDS = 0.01  # sums of the same floats in another order differ by far less
 RAG_ORDER = ("Red", "Amber", "Green")
 PORTFOLIO_MONEY = ("council_grant", "income", "expenditure", "deficit", "closing_reserves", "free_reserves")
@@ -149,11 +151,11 @@ def slugify(text: str) -> str:
     return slug or "library"
 
 
-def scenario_label(name: str) -> str:
-    """How a scenario is named in prose and table headings.
+def readable(name: str) -> str:
+    """How a data name (a scenario, an income group, a kind of council spending) reads in prose.
 
-    >>> scenario_label("support_option_1")
-    'Support option 1'
+    >>> readable("option_2_with_failures"), readable("fund_payments")
+    ('Option 2 with failures', 'Fund payments')
     """
     return name.replace("_", " ").capitalize()
 
@@ -168,11 +170,11 @@ def rag_badge(rag: str) -> str:
 
 
 def run_context(run_info: dict) -> dict:
-    """The run facts every page footer carries."""
+    """The run facts every page footer carries (the inputs checksum shortened to fit)."""
     return {
         "date": long_date(datetime.fromisoformat(run_info["run_at"]).date()),
         "version": run_info["version"],
-        "inputs_sha256": run_info["inputs_sha256"],
+        "inputs_sha256": run_info["inputs_sha256"][:FOOTER_CHECKSUM_CHARACTERS],
         "illustrative": bool(run_info["illustrative"]),
     }
 
@@ -191,16 +193,22 @@ def _scenarios(forecast: Forecast) -> list[str]:
 def why_sentence(last_grant_year: str, last_actual_year: str, annual_gap: float, runs_out: bool) -> str:
     """The one sentence that says why reserves move, from the grant's end and the yearly gap.
 
-    ``annual_gap`` is spending less income in the first forecast year without grant, so a
-    library can be in surplus then and still run out later, as costs outgrow income.
+    ``annual_gap`` is spending less the library's own income (contingency fund payments left
+    out) averaged over the first three forecast years without grant, so a library can be in
+    surplus then and still run out later, as costs outgrow income.
 
     >>> why_sentence("2021/22", "2023/24", 2300.4, True)
     'The council grant ended in 2021/22; costs exceed income by £2,300 a year.'
-    >>> why_sentence("2021/22", "2023/24", -150, True)
-    'The council grant ended in 2021/22; income exceeds costs by £150 a year at first, but later years fall into deficit.'
+    >>> why_sentence("2021/22", "2023/24", -150, True)  # doctest: +NORMALIZE_WHITESPACE
+    'The council grant ended in 2021/22;
+     income exceeds costs by £150 a year at first, but later years fall into deficit.'
     >>> why_sentence("2025/26", "2023/24", -150, False)
     'The council grant ends in 2025/26; after that, income is forecast to exceed costs by £150 a year.'
+    >>> why_sentence("2034/35", "2023/24", float("nan"), False)  # no forecast year without grant
+    'The council grant continues to 2034/35, the end of the forecast.'
     """
+    if math.isnan(annual_gap):
+        return f"The council grant continues to {last_grant_year}, the end of the forecast."
     ended = parse_fy(last_grant_year) <= parse_fy(last_actual_year)
     grant = f"The council grant {'ended' if ended else 'ends'} in {last_grant_year}"
     after = "" if ended else "after that, "
@@ -234,7 +242,7 @@ def _income_by_group(lines: pd.DataFrame, years: list[int]) -> dict[str, list[fl
     table = table.reindex(columns=years, fill_value=0.0)
     known = [group for group in INCOME_GROUP_LABELS if group in table.index]
     order = known + sorted(set(table.index) - set(known))
-    return {INCOME_GROUP_LABELS.get(group, scenario_label(group)): [float(v) for v in table.loc[group]]
+    return {INCOME_GROUP_LABELS.get(group, readable(group)): [float(v) for v in table.loc[group]]
             for group in order}
 
 
@@ -254,8 +262,8 @@ def _lease(library: dict, lease_security_years: float) -> dict:
 
 def _trustee_rows(trustees: pd.DataFrame, projection: pd.DataFrame) -> list[dict]:
     """The trustees' own projection beside ours for the same years; gap = ours less theirs."""
-    ours = projection.set_index("year")[["income", "expenditure", "closing_reserves", "actual_or_forecast"]]
-    joined = trustees.join(ours, on="year", rsuffix="_ours").sort_values("year")
+    ours = projection[["year", "income", "expenditure", "closing_reserves", "actual_or_forecast"]]
+    joined = trustees.merge(ours, on="year", suffixes=("", "_ours")).sort_values("year")
     rows = []
     for row in _records(joined):
         figures = {
@@ -278,7 +286,7 @@ def _scenario_rows(forecast: Forecast, library_id: str) -> list[dict]:
     for name in _scenarios(forecast):
         summary = summaries.loc[name]
         table.append({
-            "label": scenario_label(name), "rag": at_horizon[name], "rag_badge": rag_badge(at_horizon[name]),
+            "label": readable(name), "rag": at_horizon[name], "rag_badge": rag_badge(at_horizon[name]),
             "run_out_year": summary["run_out_year"], "horizon_closing_reserves": summary["horizon_closing_reserves"],
             "horizon_free_reserves": summary["horizon_free_reserves"], "council_cost": summary["council_cost"],
         })
@@ -310,7 +318,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict,
         "footer_title": library["name"],
         "run": run_context(run_info),
         "horizon": years[-1]["financial_year"],
-        "library": {"id": library_id, "name": library["name"],
+        "library": {"name": library["name"],
                     "transfer_date": long_date(library["transfer_date"]),
                     "reserves_target_months": float(library["reserves_target_months"])},
         "headline": {
@@ -341,6 +349,10 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict,
     }
 
 
+# ---------------------------------------------------------------------------------------------
+# The portfolio report: checked against the libraries, then flattened to plain data
+
+
 def library_sums(forecast: Forecast) -> pd.DataFrame:
     """Per scenario and year, the portfolio's figures recomputed from the libraries' own rows.
 
@@ -353,7 +365,7 @@ def library_sums(forecast: Forecast) -> pd.DataFrame:
     sums = projection.assign(deficit=(-projection["surplus"]).clip(lower=0)).groupby(keys)[list(PORTFOLIO_MONEY)].sum()
     counts = projection.groupby(keys)["rag"].value_counts().unstack(fill_value=0)
     for status in RAG_ORDER:
-        sums[f"libraries_{status.lower()}"] = counts[status] if status in counts else 0
+        sums[f"libraries_{status.lower()}"] = counts.get(status, 0)
     council = forecast.council.pivot_table(index=["scenario", "year"], columns="component", values="amount",
                                            aggfunc="sum", fill_value=0.0)
     council["total"] = council.sum(axis=1)
@@ -404,7 +416,7 @@ def _scenario_context(name: str, description: str, portfolio: pd.DataFrame, summ
     run_outs = summary["run_out_year"].dropna()
     return {
         "name": name,
-        "label": scenario_label(name),
+        "label": readable(name),
         "description": description,
         "years": rows,
         "now": rows[0],
@@ -468,7 +480,7 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
         "transfers": {"first": int(transfer_years.min()), "last": int(transfer_years.max())},
         "last_grant_years": _fy_range(libraries["last_grant_year"]),
         "share_at_risk_now": (baseline["now"]["libraries_red"] + baseline["now"]["libraries_amber"]) / len(libraries),
-        "council_components": [scenario_label(component) for component in components],
+        "council_components": [readable(component) for component in components],
         "scenarios": by_scenario,
         "libraries": _library_rows(forecast, scenarios),
         "chart_data": {
@@ -476,7 +488,7 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
                     **{status: every_year[f"libraries_{status.lower()}"].tolist() for status in RAG_ORDER}},
             "portfolio_reserves": {
                 "financial_year": labels, "last_actual_year": last_actual_year,
-                "series": {scenario_label(name): forecast.portfolio[forecast.portfolio["scenario"] == name]
+                "series": {readable(name): forecast.portfolio[forecast.portfolio["scenario"] == name]
                            .sort_values("year")["free_reserves"].tolist() for name in scenarios}},
         },
     }
@@ -496,26 +508,39 @@ class Job:
 
 
 def briefing_path(briefings_dir: Path, library_id: str) -> Path:
-    """``briefings_dir/<slug>.pdf``, refusing any name that would land elsewhere."""
-    path = briefings_dir / f"{slugify(library_id)}.pdf"
-    if path.resolve().parent != briefings_dir.resolve():
+    """``briefings_dir/<slug>.pdf``: a slug has no separators and no ``..``, so it cannot leave
+    the folder (checked all the same)."""
+    path = Path(briefings_dir) / f"{slugify(library_id)}.pdf"
+    if path.resolve().parent != Path(briefings_dir).resolve():
         raise ValueError(f"library id {library_id!r} does not make a safe file name")
     return path
 
 
-def pack_jobs(forecast: Forecast, out_dir: Path, run_info: dict) -> list[Job]:
-    """The portfolio report first (the longest document, so it never finishes last) and one
-    briefing per library; two library ids that slugify alike are refused, not overwritten."""
-    briefings = Path(out_dir) / "briefings"
-    jobs = [Job("portfolio.html", portfolio_context(forecast, run_info), Path(out_dir) / "portfolio.pdf")]
-    seen: dict[Path, str] = {}
-    for library_id in forecast.libraries["library_id"]:
-        path = briefing_path(briefings, library_id)
-        if path in seen:
-            raise ValueError(f"library ids {seen[path]!r} and {library_id!r} give the same file name {path.name}")
-        seen[path] = library_id
-        jobs.append(Job("briefing.html", briefing_context(forecast, library_id, run_info), path))
-    return jobs
+def briefing_paths(briefings_dir: Path, library_ids: Iterable[str]) -> dict[str, Path]:
+    """Every library's briefing path, checked before anything is rendered: two ids that
+    slugify alike are refused rather than one briefing overwriting the other."""
+    paths: dict[str, Path] = {}
+    owners: dict[Path, str] = {}
+    for library_id in library_ids:
+        path = briefing_path(briefings_dir, library_id)
+        if path in owners:
+            raise ValueError(f"library ids {owners[path]!r} and {library_id!r} give the same file name {path.name}")
+        owners[path] = library_id
+        paths[library_id] = path
+    return paths
+
+
+def pack_jobs(forecast: Forecast, out_dir: Path, run_info: dict) -> Iterator[Job]:
+    """The portfolio report, then one briefing per library, each built as it is needed.
+
+    A generator, so the workers render the first documents while this process builds the
+    next contexts. The portfolio comes first: it is the longest document, and its totals
+    check fails the run before any briefing is drawn.
+    """
+    paths = briefing_paths(Path(out_dir) / "briefings", forecast.libraries["library_id"])
+    yield Job("portfolio.html", portfolio_context(forecast, run_info), Path(out_dir) / "portfolio.pdf")
+    for library_id, path in paths.items():
+        yield Job("briefing.html", briefing_context(forecast, library_id, run_info), path)
 
 
 def make_pool(workers: int) -> ProcessPoolExecutor:
@@ -523,7 +548,7 @@ def make_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("forkserver"),
-        initializer=_pdf_writer,
+        initializer=_start_worker,
         max_tasks_per_child=WORKER_RECYCLE_AFTER,
     )
 
@@ -545,13 +570,18 @@ class _Silent:
         """Ignore progress: nobody is watching a terminal."""
 
 
-def run_jobs(jobs: list[Job], pool: ProcessPoolExecutor, progress: bool = False) -> list[Path]:
-    """Render every job in the pool; stop at the first failure, cancelling what has not started."""
-    for directory in {job.path.parent for job in jobs}:
-        directory.mkdir(parents=True, exist_ok=True)
-    futures: list[Future] = [pool.submit(render_job, job) for job in jobs]
+def run_jobs(jobs: Iterable[Job], pool: ProcessPoolExecutor, total: int, progress: bool = False) -> list[Path]:
+    """Render every job in the pool, submitting each as soon as it is built; stop at the first
+    failure, cancelling what has not started. ``total`` (the number of jobs) sizes the progress
+    bar, as ``jobs`` may be a generator."""
+    futures: list[Future] = []
+    paths: list[Path] = []
     try:
-        with _progress(len(futures), progress) as bar:
+        with _progress(total, progress) as bar:
+            for job in jobs:
+                job.path.parent.mkdir(parents=True, exist_ok=True)
+                futures.append(pool.submit(render_job, job))
+                paths.append(job.path)
             for future in as_completed(futures):
                 future.result()
                 bar.update(1)
@@ -559,7 +589,7 @@ def run_jobs(jobs: list[Job], pool: ProcessPoolExecutor, progress: bool = False)
         for future in futures:
             future.cancel()
         raise
-    return [job.path for job in jobs]
+    return paths
 
 
 def render_pack(forecast: Forecast, out_dir: Path, run_info: dict, jobs: int | None = None,
@@ -571,10 +601,10 @@ def render_pack(forecast: Forecast, out_dir: Path, run_info: dict, jobs: int | N
     atomic (render into a temporary folder, then swap). Returns the paths written, portfolio
     first.
     """
-    pack = pack_jobs(forecast, Path(out_dir), run_info)
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(pack)))
+    documents = len(forecast.libraries) + 1
+    workers = max(1, min(jobs or os.cpu_count() or 1, documents))
     with make_pool(workers) as pool:
-        return run_jobs(pack, pool, progress)
+        return run_jobs(pack_jobs(forecast, Path(out_dir), run_info), pool, documents, progress)
 
 
 def render_briefing(forecast: Forecast, library_id: str, path: Path, run_info: dict) -> Path:
@@ -657,22 +687,37 @@ class _PdfWriter:
         self.problems = _LoggedProblems()
         logging.getLogger("weasyprint").addHandler(self.problems)
 
-    def write(self, html: str, path: Path) -> None:
-        """Lay out ``html`` and write a tagged PDF/UA-1 file; raise if WeasyPrint complained."""
+    def lay_out(self, html: str) -> Document:
+        """Paginate ``html`` as a tagged PDF/UA-1 document; raise if WeasyPrint complained."""
         from weasyprint import HTML
 
         self.problems.messages.clear()
-        HTML(string=html, base_url=str(TEMPLATES_DIR) + os.sep, url_fetcher=self.fetcher).write_pdf(
-            path, stylesheets=[self.stylesheet], font_config=self.font_config, cache=self.cache,
-            pdf_variant=PDF_VARIANT)
+        document = HTML(string=html, base_url=str(TEMPLATES_DIR) + os.sep, url_fetcher=self.fetcher).render(
+            stylesheets=[self.stylesheet], font_config=self.font_config, cache=self.cache, pdf_variant=PDF_VARIANT)
+        self._raise_problems()
+        return document
+
+    def write(self, html: str, path: Path) -> None:
+        """Lay out ``html`` and write it as a tagged PDF/UA-1 file."""
+        self.lay_out(html).write_pdf(path, pdf_variant=PDF_VARIANT)
+        self._raise_problems(path.name)
+
+    def _raise_problems(self, where: str = "document") -> None:
+        """Fail the document on any error WeasyPrint logged: a PDF with a gap is worse than none."""
         if self.problems.messages:
-            raise RenderError(f"{path.name}: " + "; ".join(self.problems.messages))
+            raise RenderError(f"{where}: " + "; ".join(self.problems.messages))
 
 
 @cache
 def _pdf_writer() -> _PdfWriter:
     """This process's writer, made on first use (the pool's initializer makes it at start-up)."""
     return _PdfWriter()
+
+
+def _start_worker() -> None:
+    """Pool initializer: load WeasyPrint, fonts, templates and matplotlib before the first job."""
+    _pdf_writer()
+    import cml.charts  # noqa: F401  (matplotlib takes about 0.4 s to import)
 
 
 def template_environment() -> Environment:
@@ -688,16 +733,25 @@ def template_environment() -> Environment:
     return environment
 
 
+def lay_out(html: str) -> Document:
+    """Paginate ``html`` without writing it: what the tests inspect for boxes off the page."""
+    return _pdf_writer().lay_out(html)
+
+
 def render_html(html: str, path: Path) -> Path:
     """Write ``html`` to a PDF at ``path`` with this process's shared writer."""
     _pdf_writer().write(html, Path(path))
     return Path(path)
 
 
-def render_job(job: Job) -> Path:
-    """Draw the job's charts, fill its template and write its PDF (runs in a worker)."""
+def job_html(job: Job) -> str:
+    """Draw the job's charts and fill its template: the HTML WeasyPrint will lay out."""
     from cml.charts import CHARTS
 
     charts = {name: CHARTS[name](data) for name, data in job.context["chart_data"].items()}
-    html = _pdf_writer().templates.get_template(job.template).render(**job.context, charts=charts)
-    return render_html(html, job.path)
+    return _pdf_writer().templates.get_template(job.template).render(**job.context, charts=charts)
+
+
+def render_job(job: Job) -> Path:
+    """Write one job's PDF (runs in a worker, or in this process for a single briefing)."""
+    return render_html(job_html(job), job.path)

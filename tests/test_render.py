@@ -1,0 +1,358 @@
+"""The PDFs as a reader gets them: figures equal the projection's, names print as written, files
+stay where they belong, nothing outside templates/ is fetched, and the output is tagged PDF/UA.
+
+Everything runs on the real pipeline (shipped inputs, or the shipped inputs narrowed to two
+libraries); PDFs are read back with pypdf. Only two briefings and two portfolio reports are
+rendered, to keep the suite quick.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+import pytest
+from pypdf import PdfReader
+
+from cml.inputs import Inputs, load_inputs
+from cml.projection import build_forecast
+from cml.render import (
+    BASELINE,
+    TEMPLATES_DIR,
+    Job,
+    PortfolioMismatch,
+    briefing_context,
+    briefing_paths,
+    check_portfolio_totals,
+    is_template_url,
+    job_html,
+    lay_out,
+    money,
+    months,
+    portfolio_context,
+    rag_badge,
+    readable,
+    render_briefing,
+    render_html,
+    render_pack,
+    slugify,
+    template_environment,
+    template_url_fetcher,
+)
+from cml.scenarios import SCENARIO_FILE, load_scenarios
+
+# WeasyPrint warns on import when the system lacks libharfbuzz-subset (it falls back to fontTools):
+# a fact about the machine, not the code under test.
+pytestmark = pytest.mark.filterwarnings("ignore:HarfBuzz-Subset will be required:DeprecationWarning")
+
+SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
+RUN_INFO = {"version": "9.9.9", "run_at": "2025-11-24T07:00:00+00:00",
+            "inputs_sha256": "3f2a9c1b7d4e" + "0" * 52, "illustrative": True}
+HOSTILE_ID = "../../evil"
+HOSTILE_NAME = "Smith & Sons <Trust>"
+
+
+def forecast_of(inputs: Inputs):
+    """The real pipeline: every scenario in the shipped scenarios file."""
+    return build_forecast(inputs, load_scenarios(SHIPPED / SCENARIO_FILE, inputs.assumptions))
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Inputs:
+    return load_inputs(SHIPPED)
+
+
+@pytest.fixture(scope="module")
+def forecast(shipped: Inputs):
+    return forecast_of(shipped)
+
+
+@pytest.fixture(scope="module")
+def hostile_forecast(shipped: Inputs):
+    """Two shipped libraries, one renamed to a hostile id and a name full of markup."""
+    renamed = {"sapcote": HOSTILE_ID}
+
+    def narrow(frame):
+        frame = frame[frame["library_id"].isin(["anstey", "sapcote"])].copy()
+        frame["library_id"] = frame["library_id"].replace(renamed)
+        return frame
+
+    libraries = narrow(shipped.libraries)
+    libraries.loc[libraries["library_id"] == HOSTILE_ID, "name"] = HOSTILE_NAME
+    return forecast_of(dataclasses.replace(
+        shipped, libraries=libraries, accounts=narrow(shipped.accounts), reserves=narrow(shipped.reserves),
+        trustee_projections=narrow(shipped.trustee_projections)))
+
+
+@pytest.fixture(scope="module")
+def hostile_pack(hostile_forecast, tmp_path_factory) -> tuple[Path, list[Path]]:
+    """The public entry point, worker pool and all, on the two-library forecast."""
+    out = tmp_path_factory.mktemp("pack")
+    return out, render_pack(hostile_forecast, out, RUN_INFO, jobs=2)
+
+
+@pytest.fixture(scope="module")
+def briefed_library(forecast) -> str:
+    """A library whose reserves run out on the baseline and whose trustees sent a projection."""
+    summary = forecast.summary[(forecast.summary["scenario"] == BASELINE) & forecast.summary["run_out_year"].notna()]
+    with_trustees = summary[summary["library_id"].isin(forecast.trustee_projections["library_id"])]
+    return with_trustees["library_id"].iloc[0]
+
+
+@pytest.fixture(scope="module")
+def briefing(forecast, briefed_library: str, tmp_path_factory) -> Path:
+    return render_briefing(forecast, briefed_library, tmp_path_factory.mktemp("one") / "briefing.pdf", RUN_INFO)
+
+
+def pdf_pages(path: Path) -> list[str]:
+    """Each page's text, with runs of whitespace made single spaces."""
+    return [re.sub(r"\s+", " ", page.extract_text()) for page in PdfReader(path).pages]
+
+
+def pdf_text(path: Path) -> str:
+    return " ".join(pdf_pages(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# A briefing's figures are the projection's
+
+
+def table_row(row) -> str:
+    """A year of the projection as the briefing's table prints it."""
+    figures = [row["council_grant"], row["income"] - row["council_grant"], row["income"], row["expenditure"],
+               row["surplus"], row["closing_reserves"], row["free_reserves"]]
+    return " ".join([row["financial_year"], *map(money, figures), months(row["months_of_cover"]),
+                     rag_badge(row["rag"])])
+
+
+def test_briefing_headline_and_table_match_the_projection(forecast, briefed_library: str, briefing: Path) -> None:
+    text = pdf_text(briefing)
+    summary = forecast.summary.set_index(["scenario", "library_id"]).loc[(BASELINE, briefed_library)]
+    rows = forecast.projection[(forecast.projection["scenario"] == BASELINE)
+                               & (forecast.projection["library_id"] == briefed_library)]
+    assert f"Reserves run out in {summary['run_out_year']}" in text
+    assert f"Months of cover now {months(summary['months_of_cover_now'])} months" in text
+    assert f"({summary['last_grant_year']}) {months(summary['months_of_cover_at_grant_end'])} months" in text
+    assert f"The council grant ended in {summary['last_grant_year']};" in text
+    assert f"by {money(abs(summary['annual_gap']))} a year" in text
+    latest_accounts = rows[rows["actual_or_forecast"] == "actual"].iloc[-1]
+    assert table_row(latest_accounts) in text
+    assert table_row(rows.iloc[-1]) in text
+    assert "Figures may not sum due to rounding" in text
+
+
+def test_briefing_shows_every_scenario_and_the_trustees_projection(forecast, briefed_library: str,
+                                                                   briefing: Path) -> None:
+    text = pdf_text(briefing)
+    for name in forecast.summary["scenario"].unique():
+        assert readable(name) in text
+    theirs = forecast.trustee_projections[forecast.trustee_projections["library_id"] == briefed_library].iloc[0]
+    ours = forecast.projection.set_index(["scenario", "library_id", "year"]).loc[
+        (BASELINE, briefed_library, theirs["year"])]
+    gap = ours["closing_reserves"] - theirs["closing_reserves"]
+    assert f"{money(theirs['closing_reserves'])} {money(ours['closing_reserves'])} {money(gap)}" in text
+
+
+def test_a_library_without_a_trustees_projection_says_so(forecast, briefed_library: str, tmp_path: Path) -> None:
+    without = dataclasses.replace(forecast, trustee_projections=forecast.trustee_projections.iloc[0:0])
+    context = briefing_context(without, briefed_library, RUN_INFO)
+    assert context["trustees"] == []
+    assert "No five-year projection from the trustees" in job_html(Job("briefing.html", context, tmp_path / "b.pdf"))
+
+
+def test_briefing_has_two_to_four_pages_each_with_the_footer(forecast, briefed_library: str, briefing: Path) -> None:
+    pages = pdf_pages(briefing)
+    name = forecast.libraries.set_index("library_id").loc[briefed_library, "name"]
+    assert 2 <= len(pages) <= 4
+    for number, page in enumerate(pages, start=1):
+        assert f"Page {number} of {len(pages)}" in page
+        assert name in page and "cml 9.9.9" in page and "inputs 3f2a9c1b7d4e" in page
+        assert "Illustrative data" in page and "24 November 2025" in page
+
+
+def boxes_past_the_right_margin(html: str) -> list[str]:
+    """Every laid-out box (text, cell, table) whose right edge runs into the page's right margin."""
+    from weasyprint.formatting_structure.boxes import MarginBox
+
+    found = []
+    for number, page in enumerate(lay_out(html).pages, start=1):
+        page_box = page._page_box
+        right = page_box.content_box_x() + page_box.width
+        for child in page_box.children:
+            if not isinstance(child, MarginBox):
+                found += [f"page {number}: {type(box).__name__} {getattr(box, 'text', '')!r}"
+                          for box in child.descendants() if box.position_x + box.margin_width() > right + 0.5]
+    return found
+
+
+def test_nothing_runs_off_the_page(forecast, briefed_library: str, tmp_path: Path) -> None:
+    wide = '<html lang="en-GB"><title>x</title><body><table class="figures"><tr>{}</tr></table></body></html>'
+    assert boxes_past_the_right_margin(wide.format("<td>£1,000,000,000</td>" * 14))  # the check can fail
+    briefing = Job("briefing.html", briefing_context(forecast, briefed_library, RUN_INFO), tmp_path / "b.pdf")
+    portfolio = Job("portfolio.html", portfolio_context(forecast, RUN_INFO), tmp_path / "p.pdf")
+    assert boxes_past_the_right_margin(job_html(briefing)) == []
+    assert boxes_past_the_right_margin(job_html(portfolio)) == []
+
+
+def test_lease_facts_against_the_funders_threshold(forecast, briefed_library: str) -> None:
+    library = forecast.libraries.set_index("library_id").loc[briefed_library]
+    remaining = library["lease_years_remaining"]
+    assert briefing_context(forecast, briefed_library, RUN_INFO)["lease"]["secure"] == (remaining >= 7)
+    assert briefing_context(forecast, briefed_library, RUN_INFO, lease_security_years=remaining)["lease"]["secure"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Accessibility
+
+
+@pytest.mark.skipif(shutil.which("pdfinfo") is None, reason="pdfinfo (poppler-utils) is not installed")
+def test_pdfinfo_reports_tagged(briefing: Path, hostile_pack) -> None:
+    out, _ = hostile_pack
+    for path in (briefing, out / "portfolio.pdf"):
+        info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True).stdout
+        assert re.search(r"^Tagged:\s+yes$", info, re.MULTILINE), path.name
+
+
+def figures_alt_text(path: Path) -> list[str]:
+    """The /Alt of every /Figure in the PDF's structure tree."""
+    found = []
+
+    def walk(node) -> None:
+        node = node.get_object()
+        if isinstance(node, list):
+            for child in node:
+                walk(child)
+        elif hasattr(node, "get"):
+            if node.get("/S") == "/Figure":
+                found.append(str(node.get("/Alt", "")))
+            if "/K" in node:
+                walk(node["/K"])
+
+    walk(PdfReader(path).trailer["/Root"]["/StructTreeRoot"])
+    return found
+
+
+def test_pdf_has_language_title_and_described_charts(forecast, briefed_library: str, briefing: Path) -> None:
+    reader = PdfReader(briefing)
+    assert reader.trailer["/Root"]["/Lang"] == "en-GB"
+    assert reader.metadata.title.endswith("sustainability briefing")
+    alts = figures_alt_text(briefing)
+    assert len(alts) == 2 and all(len(alt) > 80 for alt in alts)
+    summary = forecast.summary.set_index(["scenario", "library_id"]).loc[(BASELINE, briefed_library)]
+    assert money(summary["horizon_free_reserves"]) in alts[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile names and file names
+
+
+def test_hostile_name_prints_as_written_and_file_stays_in_briefings(hostile_pack) -> None:
+    out, paths = hostile_pack
+    hostile = out / "briefings" / "evil.pdf"
+    assert hostile in paths and hostile.exists()
+    assert all(path.resolve().is_relative_to(out.resolve()) for path in paths)
+    assert sorted(p.name for p in (out / "briefings").iterdir()) == ["anstey.pdf", "evil.pdf"]
+    text = pdf_text(hostile)
+    assert f"{HOSTILE_NAME} Sustainability briefing" in text
+    assert "&amp;" not in text and "&lt;" not in text
+    assert HOSTILE_NAME in pdf_text(out / "portfolio.pdf")
+
+
+def test_colliding_or_empty_slugs_are_refused(tmp_path: Path) -> None:
+    assert slugify("../..") == "library"
+    with pytest.raises(ValueError, match="same file name"):
+        briefing_paths(tmp_path, ["Anstey", "anstey"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Only the templates folder is ever fetched
+
+
+@pytest.mark.parametrize("url", [
+    "file:///etc/passwd",
+    (TEMPLATES_DIR / ".." / "cml" / "render.py").as_uri(),
+    TEMPLATES_DIR.as_uri() + "/../inputs/libraries.csv",
+    "file://evil.example/etc/passwd",
+    "http://example.org/",
+    "https://example.org/style.css",
+    "ftp://example.org/x",
+])
+def test_fetcher_refuses_files_outside_templates_and_every_network_scheme(url: str) -> None:
+    assert not is_template_url(url)
+    with pytest.raises(PermissionError):
+        template_url_fetcher().fetch(url)
+
+
+def test_fetcher_serves_the_templates_folder() -> None:
+    response = template_url_fetcher().fetch((TEMPLATES_DIR / "base.css").as_uri())
+    assert b"@page" in response.read()
+    response.close()
+
+
+def test_an_attachment_link_cannot_embed_a_local_file(tmp_path: Path) -> None:
+    from weasyprint.urls import FatalURLFetchingError
+
+    html = ('<html lang="en-GB"><head><title>x</title>'
+            '<link rel="attachment" href="file:///etc/passwd"></head><body><p>x</p></body></html>')
+    with pytest.raises(FatalURLFetchingError, match="etc/passwd"):
+        render_html(html, tmp_path / "attached.pdf")
+    assert not (tmp_path / "attached.pdf").exists() or b"root:" not in (tmp_path / "attached.pdf").read_bytes()
+
+
+def test_markup_in_data_is_text_not_a_link(forecast, briefed_library: str, tmp_path: Path) -> None:
+    context = briefing_context(forecast, briefed_library, RUN_INFO)
+    context["library"]["name"] = '<link rel="attachment" href="file:///etc/passwd">'
+    html = template_environment().get_template("briefing.html").render(**context, charts={
+        name: {"markup": ""} for name in context["chart_data"]})
+    assert '<link rel="attachment"' not in html and "&lt;link rel=&#34;attachment&#34;" in html
+
+
+def test_a_missing_context_value_is_an_error(forecast, briefed_library: str) -> None:
+    context = briefing_context(forecast, briefed_library, RUN_INFO)
+    del context["horizon"]
+    with pytest.raises(jinja2.UndefinedError):
+        template_environment().get_template("briefing.html").render(**context, charts={})
+
+
+# ---------------------------------------------------------------------------------------------
+# The portfolio report adds up
+
+
+def pounds(text: str) -> int:
+    """A printed figure back to a number: '£(1,234)' is -1234."""
+    return int(text.strip("£()").replace(",", "")) * (-1 if "(" in text else 1)
+
+
+BASELINE_ROW = re.compile(r"Baseline (?:\d{4}/\d{2}|not by \d{4}/\d{2}) \S+ (?:Red|Amber|Green) "
+                          r"(£\(?[\d,]+\)?) (£\(?[\d,]+\)?)")
+
+
+def test_portfolio_figures_are_the_sum_of_the_briefings(hostile_forecast, hostile_pack) -> None:
+    out, _ = hostile_pack
+    printed = [BASELINE_ROW.search(pdf_text(path)).group(2) for path in sorted((out / "briefings").iterdir())]
+    summary = hostile_forecast.summary[hostile_forecast.summary["scenario"] == BASELINE]
+    total = summary["horizon_free_reserves"].sum()
+    assert sorted(printed) == sorted(money(v) for v in summary["horizon_free_reserves"])
+    portfolio = pdf_text(out / "portfolio.pdf")
+    assert money(total) in portfolio
+    rounding = (len(printed) + 1) / 2  # each printed figure is at most 50p from the figure behind it
+    assert abs(sum(pounds(p) for p in printed) - pounds(money(total))) <= rounding
+
+
+def test_real_portfolio_checks_out(forecast) -> None:
+    check_portfolio_totals(forecast)
+
+
+def test_tampered_portfolio_is_refused(forecast) -> None:
+    portfolio = forecast.portfolio.copy()
+    portfolio.loc[portfolio.index[-1], "free_reserves"] += 1.0
+    with pytest.raises(PortfolioMismatch, match="free_reserves"):
+        check_portfolio_totals(dataclasses.replace(forecast, portfolio=portfolio))
+    counts = forecast.portfolio.copy()
+    counts.loc[counts.index[0], "libraries_red"] += 1
+    with pytest.raises(PortfolioMismatch, match="libraries_red"):
+        portfolio_context(dataclasses.replace(forecast, portfolio=counts), RUN_INFO)
