@@ -73,6 +73,7 @@ INCOME_GROUP_LABELS = {
     "council_grant": "Council grant",
     "self_generated": "Self-generated income",
     "grants": "Other grants",
+    "contingency_fund": "Contingency fund support",
 }
 LEASE_TYPE_LABELS = {
     "full_repairing": "Full repairing: the group looks after the building's fabric (roof, walls, boiler)",
