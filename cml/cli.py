@@ -15,7 +15,7 @@ import click
 from cml import __version__
 from cml.checks import ModelCheckFailed
 from cml.errors import InputError, Problem
-from cml.inputs import Inputs, load_inputs, only_library
+from cml.inputs import Inputs, load_inputs
 from cml.outputs import run_info, write_pack
 from cml.projection import build_forecast
 from cml.render import briefing_path, render_briefing, render_pack
@@ -36,9 +36,19 @@ def inputs_option(command):
 
 def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str | None,
              settings: tuple[str, ...]) -> tuple[Inputs, list[Scenario]]:
-    """Inputs and the scenarios to run, narrowed to one library and a subset when asked."""
+    """Inputs and the scenarios to run (a subset when asked).
+
+    Every library is always projected, because the contingency fund is one pool: one library's
+    figures depend on what the others claim. ``library_id`` only aims a what-if's levers at that
+    library (unless ``--set levers.libraries=[...]`` says otherwise).
+    """
     inputs = load_inputs(inputs_dir)
-    scenarios = load_scenarios(inputs_dir / SCENARIO_FILE, inputs.assumptions, parse_overrides(settings))
+    if library_id is not None and library_id not in set(inputs.libraries["library_id"]):
+        raise InputError([Problem("--library", None, library_id, "is not a library_id in libraries.csv")])
+    overrides = parse_overrides(settings)
+    if library_id is not None and overrides:
+        overrides.setdefault("levers.libraries", [library_id])
+    scenarios = load_scenarios(inputs_dir / SCENARIO_FILE, inputs.assumptions, overrides)
     known = [s.name for s in scenarios]
     unknown = [n for n in scenario_names if n not in known]
     if unknown:
@@ -46,9 +56,19 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
     if scenario_names:
         scenarios = [s for s in scenarios if s.name in {"baseline", "what_if", *scenario_names}]
     check_scenario_libraries(scenarios, set(inputs.libraries["library_id"]))
-    if library_id is not None:
-        inputs = only_library(inputs, library_id)
     return inputs, scenarios
+
+
+def pdf_writer(library_id: str | None):
+    """The whole pack (progress bar on a terminal), or one library's briefing for a trustee's run."""
+    if library_id is None:
+        return lambda forecast, folder, info: render_pack(forecast, folder, info, progress=sys.stdout.isatty())
+
+    def one_briefing(forecast, folder: Path, info: dict) -> None:
+        (folder / "briefings").mkdir()
+        render_briefing(forecast, library_id, briefing_path(folder / "briefings", library_id), info)
+
+    return one_briefing
 
 
 def reports_input_errors(command):
@@ -94,7 +114,8 @@ def main() -> None:
               show_default=True, help="Folder the pack is written to (previous pack replaced only on success).")
 @click.option("--scenario", "scenario_names", multiple=True, metavar="NAME",
               help="Run only this scenario (repeatable; the baseline always runs). Default: all. See `cml scenarios`.")
-@click.option("--library", "library_id", default=None, metavar="ID", help="Run for one library only.")
+@click.option("--library", "library_id", default=None, metavar="ID",
+              help="A trustee's run: the --set levers apply to this library and only its briefing is written.")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A trustee's what-if: adds scenario 'what_if' = baseline with these settings, e.g. levers.cost_change=-0.1")
 @click.option("--no-pdf", is_flag=True, help="Skip the PDF briefings (CSV, Excel and run.json only).")
@@ -103,8 +124,8 @@ def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...
              settings: tuple[str, ...], no_pdf: bool) -> None:
     """Project every library's reserves to the horizon under each scenario and write the pack.
 
-    Writes projection.csv, portfolio.csv, summary.csv, scenarios.csv, fund.csv, figures.xlsx
-    and run.json.
+    Writes briefings/*.pdf, portfolio.pdf, projection.csv, portfolio.csv, summary.csv,
+    options.csv, scenarios.csv, fund.csv, figures.xlsx and run.json.
 
     Examples:
 
@@ -115,9 +136,7 @@ def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...
     """
     inputs, scenarios = load_run(inputs_dir, scenario_names, library_id, settings)
     result = build_forecast(inputs, scenarios)
-    show_progress = sys.stdout.isatty()
-    write_pack(result, inputs, outputs_dir,
-               None if no_pdf else lambda f, folder, info: render_pack(f, folder, info, progress=show_progress))
+    write_pack(result, inputs, outputs_dir, None if no_pdf else pdf_writer(library_id))
     latest = result.portfolio[result.portfolio["scenario"] == "baseline"].iloc[-1]
     click.echo(
         f"{len(inputs.libraries)} libraries, {len(scenarios)} scenarios, projected to {latest['financial_year']}; "
@@ -134,7 +153,9 @@ def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...
               show_default=True, help="The briefing is written to OUTPUTS/briefings/.")
 @reports_input_errors
 def brief(library_id: str, inputs_dir: Path, outputs_dir: Path) -> None:
-    """Write one library's PDF briefing (every scenario side by side).
+    """Write one library's PDF briefing (every scenario side by side) into OUTPUTS/briefings/.
+
+    Every library is still projected, as the contingency fund is shared.
 
     Example:
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 
@@ -528,14 +528,3 @@ def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checks
     )
 
 
-
-def only_library(inputs: Inputs, library_id: str) -> Inputs:
-    """The inputs narrowed to one library, for a trustee's own what-if run."""
-    if library_id not in set(inputs.libraries["library_id"]):
-        raise InputError([Problem("--library", None, library_id, "is not a library_id in libraries.csv")])
-
-    def mine(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame[frame["library_id"] == library_id].reset_index(drop=True)
-
-    return replace(inputs, libraries=mine(inputs.libraries), accounts=mine(inputs.accounts), reserves=mine(inputs.reserves),
-                   trustee_projections=mine(inputs.trustee_projections))

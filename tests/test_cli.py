@@ -103,13 +103,17 @@ def test_an_unwritable_outputs_folder_is_an_error_not_a_traceback(tmp_path: Path
 
 def test_a_trustee_what_if_for_one_library(tmp_path: Path) -> None:
     out = tmp_path / "what-if"
-    result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(out), "--no-pdf",
+    result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(out),
                                        "--library", "anstey", "--scenario", "option_1",
                                        "--set", "levers.cost_change=-0.1"])
     assert result.exit_code == 0, result.output
-    scenarios = pd.read_csv(out / "scenarios.csv")
-    assert set(scenarios["scenario"]) == {"baseline", "option_1", "what_if"}
-    assert set(scenarios["library_id"]) == {"anstey"}
+    scenarios = pd.read_csv(out / "scenarios.csv").set_index(["scenario", "library_id"])
+    assert set(scenarios.index.get_level_values("scenario")) == {"baseline", "option_1", "what_if"}
+    changed = scenarios.loc["what_if", "horizon_free_reserves"] - scenarios.loc["baseline", "horizon_free_reserves"]
+    assert changed["anstey"] > 0
+    # Others change only through the shared contingency fund: Anstey claims less, so they can only gain.
+    assert (changed.drop("anstey") > -0.01).all()
+    assert [p.name for p in (out / "briefings").iterdir()] == ["anstey.pdf"]
 
 
 def test_an_unknown_setting_in_set_is_located(tmp_path: Path) -> None:
