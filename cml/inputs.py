@@ -342,17 +342,17 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
         for key in value:
             if key not in KNOWN_SETTINGS[section]:
                 problems.append(Problem(label, None, f"{section}.{key}", "unknown setting"))
-    values = dict(
-        horizon=_fy_setting(raw, "forecast.horizon", label, problems, allow_blank=False),
-        actuals_to=_fy_setting(raw, "forecast.actuals_to", label, problems, allow_blank=True),
-        base_years=_setting(raw, "forecast.base_years", int, label, problems, minimum=1),
-        cost_growth=_setting(raw, "growth.costs", float, label, problems, minimum=-0.5),
-        income_growth=_setting(raw, "growth.income", float, label, problems, minimum=-0.5),
-        grant_payment=_setting(raw, "grant.payment", str, label, problems),
-        red_below_months=_setting(raw, "rag.red_below_months", float, label, problems, minimum=0),
-        amber_below_months=_setting(raw, "rag.amber_below_months", float, label, problems, minimum=0),
-        tolerance_pounds=_setting(raw, "checks.tolerance_pounds", float, label, problems, minimum=0),
-    )
+    values = {
+        "horizon": _fy_setting(raw, "forecast.horizon", label, problems, allow_blank=False),
+        "actuals_to": _fy_setting(raw, "forecast.actuals_to", label, problems, allow_blank=True),
+        "base_years": _setting(raw, "forecast.base_years", int, label, problems, minimum=1),
+        "cost_growth": _setting(raw, "growth.costs", float, label, problems, minimum=-0.5),
+        "income_growth": _setting(raw, "growth.income", float, label, problems, minimum=-0.5),
+        "grant_payment": _setting(raw, "grant.payment", str, label, problems),
+        "red_below_months": _setting(raw, "rag.red_below_months", float, label, problems, minimum=0),
+        "amber_below_months": _setting(raw, "rag.amber_below_months", float, label, problems, minimum=0),
+        "tolerance_pounds": _setting(raw, "checks.tolerance_pounds", float, label, problems, minimum=0),
+    }
     if values["grant_payment"] is not None and values["grant_payment"] not in PAYMENT_TIMINGS:
         problems.append(Problem(label, None, "grant.payment",
                                 f"{values['grant_payment']!r} is not one of {', '.join(PAYMENT_TIMINGS)}"))

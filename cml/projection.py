@@ -18,7 +18,7 @@ value, so each year's surplus or deficit moves free reserves pound for pound.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -62,6 +62,7 @@ class Forecast:
     claims: pd.DataFrame
     fund: pd.DataFrame
     leases: pd.DataFrame
+    settings: dict[str, dict] = field(default_factory=dict)
     checks: tuple = ()
 
 
@@ -433,5 +434,6 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
         pd.DataFrame(columns=["scenario", "library_id", "name", "year", "financial_year", "kind", "claimed", "paid", "unmet"]),
         fund=fund,
         leases=stack("leases"),
+        settings={s.name: dict(s.settings) for s in scenarios},
     )
     return replace(forecast, checks=tuple(assert_reconciles(forecast, inputs)))

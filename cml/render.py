@@ -61,7 +61,6 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = "base.css"
 PDF_VARIANT = "pdf/ua-1"
 BASELINE = "baseline"
-LEASE_SECURITY_YEARS = 7  # seed 000 para 28: external funders want 7 to 10 years of security
 WORKER_RECYCLE_AFTER = 200  # documents; a past WeasyPrint release leaked memory over thousands
 FOOTER_CHECKSUM_CHARACTERS = 12  # enough to tell two runs' inputs apart; run.json keeps all 64
 PORTFOLIO_TOLERANCE_POUNDS = 0.01  # sums of the same floats in another order differ by far less
@@ -294,8 +293,7 @@ def _scenario_rows(forecast: Forecast, library_id: str) -> list[dict]:
     return table
 
 
-def briefing_context(forecast: Forecast, library_id: str, run_info: dict,
-                     lease_security_years: float = LEASE_SECURITY_YEARS) -> dict:
+def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dict:
     """Everything one library's briefing shows, as plain data.
 
     The headline, the table and the reserves chart use the baseline scenario; the scenarios
@@ -336,7 +334,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict,
         "years": years,
         "scenarios": _scenario_rows(forecast, library_id),
         "trustees": _trustee_rows(trustees, projection),
-        "lease": _lease(library, lease_security_years),
+        "lease": _lease(library, forecast.settings["baseline"]["funders.min_lease_years"]),
         "chart_data": {
             "reserves": {**chart_years, **{key: [r[key] for r in years]
                                            for key in ("free_reserves", "closing_reserves", "reserves_target")},

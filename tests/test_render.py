@@ -201,8 +201,11 @@ def test_nothing_runs_off_the_page(forecast, briefed_library: str, tmp_path: Pat
 def test_lease_facts_against_the_funders_threshold(forecast, briefed_library: str) -> None:
     library = forecast.libraries.set_index("library_id").loc[briefed_library]
     remaining = library["lease_years_remaining"]
-    assert briefing_context(forecast, briefed_library, RUN_INFO)["lease"]["secure"] == (remaining >= 7)
-    assert briefing_context(forecast, briefed_library, RUN_INFO, lease_security_years=remaining)["lease"]["secure"]
+    threshold = forecast.settings["baseline"]["funders.min_lease_years"]
+    assert briefing_context(forecast, briefed_library, RUN_INFO)["lease"]["secure"] == (remaining >= threshold)
+    stricter = dataclasses.replace(forecast, settings={**forecast.settings, "baseline": {
+        **forecast.settings["baseline"], "funders.min_lease_years": remaining + 1}})
+    assert not briefing_context(stricter, briefed_library, RUN_INFO)["lease"]["secure"]
 
 
 # ---------------------------------------------------------------------------------------------
