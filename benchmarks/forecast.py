@@ -9,9 +9,9 @@ Prints figures; it asserts nothing (targets live here, not in timed tests). Run:
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import tempfile
-import resource
 import time
 from pathlib import Path
 
