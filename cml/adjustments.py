@@ -12,6 +12,7 @@ import pandas as pd
 
 from cml.fy import parse_fy
 from cml.scenarios import Scenario
+from cml.inputs import BUILDING_FAILURE, BUILDING_REPAIRS, BUSINESS_GRANT, LEASE_FEES, ONE_OFF_COSTS, OTHER_GRANTS
 
 SELF_GENERATED = "self_generated"
 
@@ -51,7 +52,7 @@ def apply_levers(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, li
     if scenario["levers.one_off_cost"] > 0 and scenario["levers.one_off_year"]:
         rows = [{"library_id": lib, "financial_year": scenario["levers.one_off_year"], "amount": scenario["levers.one_off_cost"]}
                 for lib in sorted(chosen)]
-        lines = pd.concat([lines, _dated_rows(rows, "one_off_costs", "amount", grid)], ignore_index=True)
+        lines = pd.concat([lines, _dated_rows(rows, ONE_OFF_COSTS, "amount", grid)], ignore_index=True)
     return lines
 
 
@@ -78,8 +79,8 @@ def apply_closure(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -
 def add_shocks(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """Dated one-offs: government business grants (income) and building failures (fabric repairs)."""
     extra = [
-        _dated_rows(scenario["shocks.business_grants"], "covid_business_grant", "amount", grid),
-        _dated_rows(scenario["shocks.building_failures"], "building_failure", "cost", grid),
+        _dated_rows(scenario["shocks.business_grants"], BUSINESS_GRANT, "amount", grid),
+        _dated_rows(scenario["shocks.building_failures"], BUILDING_FAILURE, "cost", grid),
     ]
     return pd.concat([lines, *extra], ignore_index=True)
 
@@ -116,10 +117,10 @@ def apply_leases(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, pa
     Returns the lines and the council's own fees per extension.
     """
     extended = path[path["extended"]]
-    fees = extended.assign(line="lease_fees", amount=scenario["lease.library_fees"])[["library_id", "year", "line", "amount"]]
+    fees = extended.assign(line=LEASE_FEES, amount=scenario["lease.library_fees"])[["library_id", "year", "line", "amount"]]
     short = path[path["lease_years_remaining"] < scenario["funders.min_lease_years"]].set_index(["library_id", "year"]).index
     keys = pd.MultiIndex.from_frame(lines[["library_id", "year"]])
-    cut = forecast_rows(lines, grid) & (lines["line"] == "other_grants") & keys.isin(short)
+    cut = forecast_rows(lines, grid) & (lines["line"] == OTHER_GRANTS) & keys.isin(short)
     lines.loc[cut, "amount"] *= 1.0 - scenario["funders.other_grants_lost_share"]
     council = extended.assign(component="lease_fees", amount=scenario["lease.council_fees"])
     lines = pd.concat([lines, fees[fees["amount"] > 0]], ignore_index=True)
@@ -137,7 +138,7 @@ def transfer_to_council(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scena
         moved, component = forecast & lines["line"].isin(running_cost_lines), "running_costs"
     else:
         council_fabric = (lease == "internal_repairing") | scenario["council.takes_fabric_repairs"]
-        fabric = lines["line"].isin(["building_repairs", "building_failure"])
+        fabric = lines["line"].isin([BUILDING_REPAIRS, BUILDING_FAILURE])
         moved, component = forecast & fabric & council_fabric, "fabric_repairs"
     council = lines.loc[moved, ["library_id", "year", "amount"]].assign(component=component)
     return lines[~moved], council[["library_id", "year", "component", "amount"]]

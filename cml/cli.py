@@ -20,7 +20,15 @@ from cml.outputs import run_info, write_pack
 from cml.projection import build_forecast
 from cml.render import briefing_path, render_briefing, render_pack
 from cml.returns import write_template
-from cml.scenarios import SCENARIO_FILE, Scenario, check_scenario_libraries, load_scenarios, parse_overrides
+from cml.scenarios import (
+    BASELINE,
+    SCENARIO_FILE,
+    WHAT_IF,
+    Scenario,
+    check_scenario_libraries,
+    load_scenarios,
+    parse_overrides,
+)
 
 DEFAULT_INPUTS = Path("inputs")
 DEFAULT_OUTPUTS = Path("outputs")
@@ -54,7 +62,7 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
     if unknown:
         raise InputError([Problem("--scenario", None, n, f"no such scenario; choose from {', '.join(known)}") for n in unknown])
     if scenario_names:
-        scenarios = [s for s in scenarios if s.name in {"baseline", "what_if", *scenario_names}]
+        scenarios = [s for s in scenarios if s.name in {BASELINE, WHAT_IF, *scenario_names}]
     check_scenario_libraries(scenarios, set(inputs.libraries["library_id"]))
     return inputs, scenarios
 
@@ -137,7 +145,7 @@ def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...
     inputs, scenarios = load_run(inputs_dir, scenario_names, library_id, settings)
     result = build_forecast(inputs, scenarios)
     write_pack(result, inputs, outputs_dir, None if no_pdf else pdf_writer(library_id))
-    latest = result.portfolio[result.portfolio["scenario"] == "baseline"].iloc[-1]
+    latest = result.portfolio[result.portfolio["scenario"] == BASELINE].iloc[-1]
     click.echo(
         f"{len(inputs.libraries)} libraries, {len(scenarios)} scenarios, projected to {latest['financial_year']}; "
         f"baseline: {int(latest['libraries_red'])} Red, {int(latest['libraries_amber'])} Amber at the horizon. "

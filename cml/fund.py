@@ -21,6 +21,7 @@ import pandas as pd
 
 from cml.fy import parse_fy
 from cml.scenarios import Scenario
+from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT
 
 CLAIM_ORDER = {"programme": 0, "building_failure": 1, "reserves_floor": 2}
 
@@ -64,14 +65,14 @@ def simulate_fund(totals: pd.DataFrame, lines: pd.DataFrame, free_at_cut: pd.Ser
     balance = scenario["fund.opening_balance"]
     claims_out, ledger = [], []
     totals_by_year = {year: rows.set_index("library_id") for year, rows in totals.groupby("year")}
-    fund_lines = lines[lines["line"].isin(["contingency_grant", "building_failure"])]
+    fund_lines = lines[lines["line"].isin([CONTINGENCY_GRANT, BUILDING_FAILURE])]
     lines_by_year = {year: rows for year, rows in fund_lines.groupby("year")}
     no_lines = fund_lines.iloc[:0]
     for year in [y for y in years if y >= opening_year]:
         rows = totals_by_year[year]
         in_year = lines_by_year.get(year, no_lines)
         actual = rows["actual_or_forecast"] == "actual"
-        paid_in_accounts = in_year[in_year["line"] == "contingency_grant"].groupby("library_id")["amount"].sum()
+        paid_in_accounts = in_year[in_year["line"] == CONTINGENCY_GRANT].groupby("library_id")["amount"].sum()
         recorded = float(paid_in_accounts.reindex(rows.index[actual], fill_value=0.0).sum())
         opening, balance = balance, balance + top_ups.get(year, 0.0) - recorded
         forecast_rows = rows[~actual]
@@ -103,8 +104,8 @@ def _claims(rows: pd.DataFrame, in_year: pd.DataFrame, free_before: pd.Series, f
     months = free_before / (rows["expenditure"] / 12.0).where(rows["expenditure"] > 0)
     ids = rows.index
     in_forecast = in_year[in_year["library_id"].isin(ids)]
-    programme = in_forecast[in_forecast["line"] == "contingency_grant"].groupby("library_id")["amount"].sum()
-    failures = in_forecast[in_forecast["line"] == "building_failure"].groupby("library_id")["amount"].sum()
+    programme = in_forecast[in_forecast["line"] == CONTINGENCY_GRANT].groupby("library_id")["amount"].sum()
+    failures = in_forecast[in_forecast["line"] == BUILDING_FAILURE].groupby("library_id")["amount"].sum()
     failures = failures.clip(upper=cap_claim) if scenario["fund.pays_building_failures"] else failures * 0.0
     floor = (floor_months * rows["expenditure"] / 12.0 - free_before - failures.reindex(ids, fill_value=0.0)).clip(lower=0.0)
     parts = [

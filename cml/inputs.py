@@ -13,14 +13,33 @@ from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cml.errors import InputError, Problem
-from cml.fy import fy_label, parse_fy
+from cml.fy import fy_label, fy_of, parse_fy
 from cml.returns import SHEET_COLUMNS, ReturnUnreadable, read_return
 from cml.schedule import PAYMENT_TIMINGS
 
 LEASE_TYPES = ("full_repairing", "internal_repairing", "other")
+
+# Lines the model itself refers to by name; load_inputs checks that lines.csv defines each.
+CONTINGENCY_GRANT = "contingency_grant"
+OTHER_GRANTS = "other_grants"
+BUSINESS_GRANT = "covid_business_grant"
+BUILDING_REPAIRS = "building_repairs"
+BUILDING_FAILURE = "building_failure"
+LEASE_FEES = "lease_fees"
+ONE_OFF_COSTS = "one_off_costs"
+MODEL_LINES = {
+    CONTINGENCY_GRANT: "contingency fund payments",
+    OTHER_GRANTS: "the funders' lease-security rule",
+    BUSINESS_GRANT: "government business grants in scenarios",
+    BUILDING_REPAIRS: "building fabric costs (support option 2)",
+    BUILDING_FAILURE: "building failures in scenarios",
+    LEASE_FEES: "lease extension fees",
+    ONE_OFF_COSTS: "a trustee's one-off cost",
+}
 SIDES = ("income", "expenditure")
 FORECAST_METHODS = ("schedule", "one_off", "trend")
 YES_NO = ("yes", "no")
@@ -201,6 +220,9 @@ def read_text_table(path: Path, label: str, problems: list[Problem]) -> pd.DataF
     return frame.apply(lambda col: col.str.strip())
 
 
+WHERE_FILE, WHERE_ROW = "_file", "_row"  # where each row came from, for messages after tables are merged
+
+
 def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list[Problem]) -> pd.DataFrame | None:
     """Convert each column to its kind, collecting a problem for every bad cell and duplicate.
 
@@ -216,6 +238,7 @@ def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list
     for column in spec.columns:
         out[column.name] = _convert(frame[column.name], column, label, problems)
     _check_duplicates(frame, spec, label, problems)
+    out[WHERE_FILE], out[WHERE_ROW] = label, frame.index
     return out
 
 
@@ -238,8 +261,9 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         return raw.where(~bad)
     if column.kind in ("money", "number", "count"):
         number = pd.to_numeric(raw.str.replace(",", "", regex=False), errors="coerce")
-        not_number = present & number.isna()
+        not_number = present & ~np.isfinite(number.fillna(np.nan))
         _report(not_number, raw, label, column.name, "'{value}' is not a number", problems)
+        number = number.where(~not_number)
         if column.kind in ("money", "count"):
             _report(number < 0, raw, label, column.name, "'{value}' must not be negative", problems)
         if column.kind == "count":
@@ -267,11 +291,11 @@ def _fy_or_none(label: str) -> int | None:
 
 
 def _check_duplicates(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list[Problem]) -> None:
-    dup = frame.duplicated(list(spec.key), keep="first")
-    for row in dup[dup].index:
-        first = frame.index[(frame[list(spec.key)] == frame.loc[row, list(spec.key)]).all(axis=1)][0]
-        key = ", ".join(f"{k}={frame.loc[row, k]}" for k in spec.key)
-        problems.append(Problem(label, int(row), spec.key[-1], f"duplicate row ({key}) repeats row {first}"))
+    keys = list(spec.key)
+    first_row = frame.index.to_series().groupby([frame[k] for k in keys]).transform("first")
+    for row in frame.index[frame.duplicated(keys, keep="first")]:
+        key = ", ".join(f"{k}={frame.loc[row, k]}" for k in keys)
+        problems.append(Problem(label, int(row), spec.key[-1], f"duplicate row ({key}) repeats row {first_row[row]}"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -365,35 +389,86 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
 
 
 # ---------------------------------------------------------------------------------------------
-# Cross-file checks
+# Cross-file checks: every row reported where it came from (a CSV line or a return's Excel row)
+
+SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 
 
-def _unknown(frame: pd.DataFrame, column: str, known: pd.Series, label: str, what: str, problems: list[Problem]) -> pd.Series:
-    bad = frame[column].notna() & ~frame[column].isin(set(known))
-    _report(bad, frame[column], label, column, f"'{{value}}' is not a known {what}", problems)
-    return bad
+def _flag(frame: pd.DataFrame, bad: pd.Series, column: str, reason: str, problems: list[Problem]) -> None:
+    """A problem for every flagged row; ``reason`` may use ``{value}`` and any column, e.g. ``{library_id}``."""
+    for _, row in frame[bad].iterrows():
+        values = {k: (v.strftime("%Y-%m-%d") if isinstance(v, pd.Timestamp) else v) for k, v in row.items()}
+        values["value"] = values[column]
+        if "financial_year" in values and pd.notna(values["financial_year"]):
+            values["fy"] = fy_label(int(values["financial_year"]))
+        problems.append(Problem(row[WHERE_FILE], int(row[WHERE_ROW]), column, reason.format(**values)))
 
 
 def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, problems: list[Problem]) -> None:
     """Checks that need two files: ids and lines that exist, dates inside the horizon."""
     libraries, lines = tables["libraries.csv"], tables["lines.csv"]
+    _flag(libraries, ~libraries["library_id"].str.fullmatch(SLUG), "library_id",
+          "'{value}' should be lower-case letters, digits and hyphens (e.g. barrow-upon-soar): it names files", problems)
+    known = set(libraries["library_id"])
     for name in ("accounts.csv", "reserves.csv", "trustee_projections.csv"):
         if name in tables:
-            _unknown(tables[name], "library_id", libraries["library_id"], name, "library_id (not in libraries.csv)", problems)
-    _unknown(tables["accounts.csv"], "line", lines["line"], "accounts.csv", "line (not in lines.csv)", problems)
-    _unknown(tables["one_off_grants.csv"], "line", lines["line"], "one_off_grants.csv", "line (not in lines.csv)", problems)
-    horizon_end = pd.Timestamp(assumptions.horizon + 1, 3, 31)
-    late = libraries["transfer_date"] > horizon_end
-    _report(late, libraries["transfer_date"].dt.strftime("%Y-%m-%d"), "libraries.csv", "transfer_date",
-            f"'{{value}}' is after the forecast horizon {fy_label(assumptions.horizon)}", problems)
+            frame = tables[name]
+            _flag(frame, ~frame["library_id"].isin(known), "library_id", "'{value}' is not a known library_id (not in libraries.csv)", problems)
+    for name in ("accounts.csv", "one_off_grants.csv"):
+        frame = tables[name]
+        _flag(frame, ~frame["line"].isin(set(lines["line"])), "line", "'{value}' is not a known line (not in lines.csv)", problems)
+    missing_lines = sorted(set(MODEL_LINES) - set(lines["line"]))
+    problems += [Problem("lines.csv", None, "line", f"'{line}' is missing: cml needs it for {MODEL_LINES[line]}")
+                 for line in missing_lines]
+    _flag(libraries, libraries["transfer_date"] > pd.Timestamp(assumptions.horizon + 1, 3, 31), "transfer_date",
+          f"'{{value}}' is after the forecast horizon {fy_label(assumptions.horizon)}", problems)
     taper = tables["taper.csv"]
-    expected = list(range(1, len(taper) + 1))
-    if sorted(taper["grant_year"].dropna().astype(int)) != expected:
+    if sorted(taper["grant_year"].dropna().astype(int)) != list(range(1, len(taper) + 1)):
         problems.append(Problem("taper.csv", None, "grant_year", "grant years must run 1, 2, 3, ... with no gaps"))
-    for library_id in set(libraries["library_id"]) - set(tables["reserves.csv"]["library_id"]):
-        row = libraries.index[libraries["library_id"] == library_id][0]
-        problems.append(Problem("libraries.csv", int(row), "library_id",
-                                f"'{library_id}' has no rows in reserves.csv: its reserves cannot be projected"))
+
+
+def check_coverage(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
+    """Every year of accounts has closing reserves and the reverse, with no gaps and nothing
+    before the transfer: a year with half its figures would be projected from silently wrong numbers."""
+    libraries = tables["libraries.csv"]
+    first_year = libraries.set_index("library_id")["transfer_date"].map(lambda d: fy_of(d.date()))
+    accounts, reserves = tables["accounts.csv"], tables["reserves.csv"]
+    for frame in (accounts, reserves):
+        early = frame["financial_year"] < frame["library_id"].map(first_year)
+        _flag(frame, early, "financial_year", "{fy} is before {library_id} transferred", problems)
+    keys = ["library_id", "financial_year"]
+    reserve_years = pd.MultiIndex.from_frame(reserves[keys])
+    account_years = pd.MultiIndex.from_frame(accounts[keys])
+    no_reserves = ~account_years.isin(reserve_years) & ~accounts.duplicated(keys)
+    _flag(accounts, pd.Series(no_reserves, index=accounts.index), "financial_year",
+          "{library_id} has accounts for {fy} but no closing reserves for it in reserves.csv", problems)
+    _flag(reserves, pd.Series(~reserve_years.isin(account_years), index=reserves.index), "financial_year",
+          "{library_id} has closing reserves for {fy} but no accounts for that year", problems)
+    ordered = reserves.sort_values(keys)
+    previous = ordered.groupby("library_id")["financial_year"].shift()
+    _flag(ordered, previous.notna() & (ordered["financial_year"] != previous + 1), "financial_year",
+          "{fy} does not follow the library's previous year of reserves: the years between are missing", problems)
+    for library_id in sorted(set(libraries["library_id"]) - set(reserves["library_id"])):
+        _flag(libraries, libraries["library_id"] == library_id, "library_id",
+              "'{value}' has no rows in reserves.csv: its reserves cannot be projected", problems)
+
+
+def forecast_window_problems(reserves: pd.DataFrame, assumptions: Assumptions) -> list[tuple[str, str]]:
+    """Why ``actuals_to`` or ``horizon`` leave a library nothing to start from or nothing to forecast,
+    as (setting, reason) pairs; run for assumptions.toml and again for each scenario that overrides them."""
+    first = reserves.groupby("library_id")["financial_year"].min()
+    latest = reserves.groupby("library_id")["financial_year"].max()
+    reasons = []
+    if assumptions.actuals_to is not None:
+        late = first[first > assumptions.actuals_to]
+        if len(late):
+            reasons.append(("forecast.actuals_to", f"{fy_label(assumptions.actuals_to)} is before the first year of reserves "
+                            f"of {', '.join(late.index[:5])}{' ...' if len(late) > 5 else ''} (they have nothing to start from)"))
+    last_actual = latest if assumptions.actuals_to is None else latest.clip(upper=assumptions.actuals_to)
+    if assumptions.horizon <= last_actual.max():
+        reasons.append(("forecast.horizon", f"{fy_label(assumptions.horizon)} is not after the last actual year "
+                        f"{fy_label(int(last_actual.max()))}: there is nothing to forecast"))
+    return reasons
 
 
 def check_reserves_reconcile(accounts: pd.DataFrame, reserves: pd.DataFrame, lines: pd.DataFrame,
@@ -406,20 +481,13 @@ def check_reserves_reconcile(accounts: pd.DataFrame, reserves: pd.DataFrame, lin
     sign = lines.set_index("line")["side"].map({"income": 1.0, "expenditure": -1.0})
     flows = accounts.assign(net=accounts["amount"] * accounts["line"].map(sign))
     net = flows.groupby(["library_id", "financial_year"])["net"].sum()
-    funds = reserves.assign(total=reserves["unrestricted"] + reserves["restricted"], row=reserves.index)
-    funds = funds.sort_values(["library_id", "financial_year"])
+    funds = reserves.assign(total=reserves["unrestricted"] + reserves["restricted"]).sort_values(["library_id", "financial_year"])
     funds["previous"] = funds.groupby("library_id")["total"].shift()
-    funds["previous_year"] = funds.groupby("library_id")["financial_year"].shift()
     funds = funds.join(net, on=["library_id", "financial_year"])
-    funds["net"] = funds["net"].fillna(0.0)
-    follows = funds["previous_year"].notna() & (funds["financial_year"] == funds["previous_year"] + 1)
-    gap = funds["total"] - (funds["previous"] + funds["net"])
-    for _, row in funds[follows & (gap.abs() > tolerance)].iterrows():
-        problems.append(Problem(
-            "reserves.csv", int(row["row"]), "unrestricted",
-            f"closing funds {row['total']:,.2f} do not equal the previous year's {row['previous']:,.2f} "
-            f"plus income less expenditure in accounts.csv ({row['net']:,.2f}): differ by {gap[_]:,.2f}",
-        ))
+    funds["gap"] = funds["total"] - (funds["previous"] + funds["net"])
+    _flag(funds, funds["previous"].notna() & (funds["gap"].abs() > tolerance), "unrestricted",
+          "closing funds {total:,.2f} do not equal the previous year's {previous:,.2f} plus income less "
+          "expenditure in the accounts ({net:,.2f}): they differ by {gap:,.2f}", problems)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -458,7 +526,7 @@ def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[
             if checked is None:
                 continue
             target = RETURN_TABLES[sheet].name
-            current = tables.get(target, pd.DataFrame(columns=checked.columns.tolist() + ["library_id"]))
+            current = tables.get(target, checked.iloc[:0].assign(library_id=""))
             replaced = (current["library_id"] == library_id) & current["financial_year"].isin(set(checked["financial_year"]))
             tables[target] = pd.concat([current[~replaced], checked.assign(library_id=library_id)], ignore_index=True)
     return tables
@@ -498,8 +566,12 @@ def load_inputs(directory: Path) -> Inputs:
     if not problems and assumptions is not None:
         check_references(tables, assumptions, problems)
     if not problems:
+        check_coverage(tables, problems)
+    if not problems:
         check_reserves_reconcile(tables["accounts.csv"], tables["reserves.csv"], tables["lines.csv"],
                                  assumptions.tolerance_pounds, problems)
+        problems += [Problem("assumptions.toml", None, key, reason)
+                     for key, reason in forecast_window_problems(tables["reserves.csv"], assumptions)]
     if problems or assumptions is None:
         raise InputError(problems)
     return _as_inputs(tables, assumptions, file_checksums(directory))
@@ -508,19 +580,22 @@ def load_inputs(directory: Path) -> Inputs:
 def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checksums: dict[str, str]) -> Inputs:
     """Give downstream stages plain frames: ``year`` ints instead of labels, clean indexes."""
 
+    def plain(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.drop(columns=[WHERE_FILE, WHERE_ROW]).reset_index(drop=True)
+
     def years(frame: pd.DataFrame) -> pd.DataFrame:
-        frame = frame.rename(columns={"financial_year": "year"}).reset_index(drop=True)
+        frame = plain(frame).rename(columns={"financial_year": "year"})
         frame["year"] = frame["year"].astype(int)
         return frame
 
     empty_trustees = pd.DataFrame(columns=["library_id", "year", "income", "expenditure", "closing_reserves"])
     trustees = tables.get("trustee_projections.csv")
     return Inputs(
-        libraries=tables["libraries.csv"].reset_index(drop=True),
+        libraries=plain(tables["libraries.csv"]),
         accounts=years(tables["accounts.csv"]),
         reserves=years(tables["reserves.csv"]),
-        lines=tables["lines.csv"].reset_index(drop=True),
-        taper=tables["taper.csv"].assign(grant_year=lambda t: t["grant_year"].astype(int)).reset_index(drop=True),
+        lines=plain(tables["lines.csv"]),
+        taper=plain(tables["taper.csv"]).assign(grant_year=lambda t: t["grant_year"].astype(int)),
         one_off_grants=years(tables["one_off_grants.csv"]),
         trustee_projections=empty_trustees if trustees is None else years(trustees),
         assumptions=assumptions,

@@ -25,6 +25,7 @@ from cml import __version__
 from cml.fy import fy_label
 from cml.inputs import Inputs
 from cml.projection import Forecast
+from cml.scenarios import BASELINE
 
 PROJECTION_COLUMNS = [
     "library_id", "name", "financial_year", "scenario", "actual_or_forecast", "council_grant",
@@ -64,7 +65,7 @@ def scenario_comparison(forecast: Forecast) -> pd.DataFrame:
     keys = ["scenario", "library_id"]
     table = forecast.summary[keys + ["name", "run_out_year", "horizon_free_reserves", "council_cost"]].copy()
     table["run_out_year"] = table["run_out_year"].fillna("beyond horizon")
-    baseline = table[table["scenario"] == "baseline"].set_index("library_id")["horizon_free_reserves"]
+    baseline = table[table["scenario"] == BASELINE].set_index("library_id")["horizon_free_reserves"]
     table["change_from_baseline"] = table["horizon_free_reserves"] - table["library_id"].map(baseline)
     claims = forecast.claims.groupby(keys)[["paid", "unmet"]].sum().rename(
         columns={"paid": "fund_claims_paid", "unmet": "fund_claims_unmet"})
@@ -101,7 +102,7 @@ def option_comparison(forecast: Forecast) -> pd.DataFrame:
     years = forecast_rows.groupby("scenario")["year"].nunique()
     table["council_cost_per_year"] = table["council_cost_total"] / years
     table["horizon_free_reserves"] = horizon.groupby("scenario")["free_reserves"].sum()
-    table["change_from_baseline"] = table["horizon_free_reserves"] - table.loc["baseline", "horizon_free_reserves"]
+    table["change_from_baseline"] = table["horizon_free_reserves"] - table.loc[BASELINE, "horizon_free_reserves"]
     counts = ["at_risk_first_forecast_year", "red_at_horizon", "libraries_running_out"]
     table[counts] = table[counts].fillna(0).astype(int)
     return table.fillna(0.0).reset_index()

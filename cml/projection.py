@@ -36,8 +36,8 @@ from cml.adjustments import (
 from cml.checks import assert_reconciles
 from cml.fund import simulate_fund
 from cml.fy import fy_label
-from cml.inputs import Inputs
-from cml.scenarios import Scenario
+from cml.inputs import CONTINGENCY_GRANT, Inputs
+from cml.scenarios import BASELINE, Scenario
 from cml.schedule import add_years, grant_schedule, last_grant_year, one_off_grants
 
 RAG_ORDER = ("Red", "Amber", "Green")
@@ -175,7 +175,7 @@ def yearly_totals(lines: pd.DataFrame, grid: pd.DataFrame) -> pd.DataFrame:
         "council_grant": income[income["group"] == "council_grant"],
         "self_generated_income": income[income["group"] == "self_generated"],
         "other_income": income[~income["group"].isin(["council_grant", "self_generated"])],
-        "fund_support": income[income["line"] == "contingency_grant"],
+        "fund_support": income[income["line"] == CONTINGENCY_GRANT],
         "income": income,
         "expenditure": lines[lines["side"] == "expenditure"],
     }
@@ -349,7 +349,7 @@ def council_costs(lines: pd.DataFrame, claims: pd.DataFrame, fund: pd.DataFrame,
     grant = lines[lines["group"] == "council_grant"].assign(component="council_grant")
     actual = grid[grid["actual_or_forecast"] == "actual"][["library_id", "year"]]
     opening = int(fund["year"].min()) if len(fund) else np.inf
-    recorded = lines[(lines["line"] == "contingency_grant") & (lines["year"] >= opening)].merge(actual)
+    recorded = lines[(lines["line"] == CONTINGENCY_GRANT) & (lines["year"] >= opening)].merge(actual)
     paid = claims.rename(columns={"paid": "amount"})
     fund_paid = pd.concat([recorded, paid], ignore_index=True).assign(component="fund_payments")
     parts = [grant, fund_paid, *moved]
@@ -375,12 +375,12 @@ def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
     lines, taken_back = transfer_to_council(lines, grid, scenario, libraries, running_costs)
     lines = attach_line_meta(lines, inputs)
 
-    programme = forecast_rows(lines, grid) & (lines["line"] == "contingency_grant")
+    programme = forecast_rows(lines, grid) & (lines["line"] == CONTINGENCY_GRANT)
     before_claims = yearly_totals(lines[~programme], grid)
     free_at_cut = free_reserves_at_cut(inputs, last_actual)
     claims, fund = simulate_fund(before_claims, lines, free_at_cut, scenario, sorted(grid["year"].unique()))
     paid = claims.groupby(["library_id", "year"], as_index=False)["paid"].sum().rename(columns={"paid": "amount"})
-    lines = attach_line_meta(pd.concat([lines[~programme], paid.assign(line="contingency_grant")], ignore_index=True), inputs)
+    lines = attach_line_meta(pd.concat([lines[~programme], paid.assign(line=CONTINGENCY_GRANT)], ignore_index=True), inputs)
     lines = lines[lines["amount"] != 0]
 
     totals = yearly_totals(lines, grid)
@@ -412,9 +412,11 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
         return pd.concat([labelled(getattr(run, attribute), name, names if with_names else None)
                           for name, run in runs.items()], ignore_index=True)
 
-    baseline = next(iter(runs.values()))
-    last_actual = last_actual_years(replace(inputs, assumptions=scenarios[0].assumptions))
-    libraries = library_facts(inputs, baseline.schedule, last_actual)
+    if BASELINE not in runs:
+        raise ValueError(f"the scenarios must include '{BASELINE}', which the others are compared with")
+    baseline = runs[BASELINE]
+    baseline_assumptions = next(s.assumptions for s in scenarios if s.name == BASELINE)
+    libraries = library_facts(inputs, baseline.schedule, last_actual_years(replace(inputs, assumptions=baseline_assumptions)))
     projection = stack("projection", with_names=True)
     council = stack("council")
     fund = stack("fund")

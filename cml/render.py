@@ -49,6 +49,7 @@ import click
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from cml.fy import parse_fy
+from cml.scenarios import BASELINE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,7 +61,6 @@ if TYPE_CHECKING:
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = "base.css"
 PDF_VARIANT = "pdf/ua-1"
-BASELINE = "baseline"
 WORKER_RECYCLE_AFTER = 200  # documents; a past WeasyPrint release leaked memory over thousands
 FOOTER_CHECKSUM_CHARACTERS = 12  # enough to tell two runs' inputs apart; run.json keeps all 64
 PORTFOLIO_TOLERANCE_POUNDS = 0.01  # sums of the same floats in another order differ by far less
@@ -334,7 +334,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
         "years": years,
         "scenarios": _scenario_rows(forecast, library_id),
         "trustees": _trustee_rows(trustees, projection),
-        "lease": _lease(library, forecast.settings["baseline"]["funders.min_lease_years"]),
+        "lease": _lease(library, forecast.settings[BASELINE]["funders.min_lease_years"]),
         "chart_data": {
             "reserves": {**chart_years, **{key: [r[key] for r in years]
                                            for key in ("free_reserves", "closing_reserves", "reserves_target")},

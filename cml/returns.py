@@ -8,6 +8,7 @@ library. This module only moves cells to and from text tables: the checking is d
 from __future__ import annotations
 
 from pathlib import Path
+from zipfile import BadZipFile
 
 import pandas as pd
 from openpyxl import Workbook, load_workbook
@@ -37,7 +38,7 @@ def read_return(path: Path) -> tuple[str, dict[str, pd.DataFrame]]:
     """The library id (cell B1 of ``Library``) and each sheet as text, indexed by Excel row."""
     try:
         book = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as err:
+    except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as err:
         raise ReturnUnreadable(f"not an Excel workbook (.xlsx): {err}") from err
     try:
         missing = [s for s in (LIBRARY_SHEET, *SHEET_COLUMNS) if s not in book.sheetnames]
@@ -49,15 +50,25 @@ def read_return(path: Path) -> tuple[str, dict[str, pd.DataFrame]]:
         library_id = _cell_text(book[LIBRARY_SHEET]["B1"].value)
         sheets = {}
         for name in SHEET_COLUMNS:
-            rows = [[_cell_text(v) for v in row] for row in book[name].iter_rows(values_only=True)]
-            rows = [r for r in rows if any(r)]
-            header = rows[0] if rows else []
-            frame = pd.DataFrame([r[: len(header)] for r in rows[1:]], columns=header, dtype=str)
-            frame.index = frame.index + 2
-            sheets[name] = frame
+            sheets[name] = _sheet_as_text(book[name], name)
         return library_id, sheets
     finally:
         book.close()
+
+
+def _sheet_as_text(sheet, name: str) -> pd.DataFrame:
+    """A sheet's rows as text, indexed by their Excel row number; blank rows skipped, not renumbered."""
+    rows = {number: [_cell_text(v) for v in values]
+            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1) if any(v is not None for v in values)}
+    if not rows:
+        return pd.DataFrame(columns=list(SHEET_COLUMNS[name]), dtype=str)
+    header_row = min(rows)
+    header = rows.pop(header_row)
+    if header_row != 1 or not set(SHEET_COLUMNS[name]) & set(header):
+        raise ReturnUnreadable(f"sheet {name} should start with a header row: {', '.join(SHEET_COLUMNS[name])}")
+    width = len(header)
+    body = {number: (values + [""] * width)[:width] for number, values in rows.items()}
+    return pd.DataFrame.from_dict(body, orient="index", columns=header, dtype=str)
 
 
 def write_template(path: Path, library_id: str, lines: pd.DataFrame) -> None:

@@ -8,6 +8,7 @@ this module only knows each setting's type and range, never a scenario's name.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,11 @@ class Setting:
 
 
 SCENARIO_FILE = "scenarios.toml"
+BASELINE = "baseline"  # the scenario every other one is compared with; the file must define it
+WHAT_IF = "what_if"  # the scenario a `--set` run adds
 MONEY = Setting("float", 0)
 SETTINGS: dict[str, Setting] = {
-    "fund.opening_year": Setting("fy"),
+    "fund.opening_year": Setting("fy_required"),
     "fund.opening_balance": MONEY,
     "fund.top_ups": Setting("table", fields=("financial_year", "amount", "source")),
     "fund.reserves_floor_months": Setting("float", 0, 24),
@@ -97,21 +100,24 @@ def check_value(key: str, value: Any) -> str | None:
     if kind in ("float", "int"):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind == "int" and not isinstance(value, int)):
             return f"{value!r} should be a {'whole number' if kind == 'int' else 'number'}"
+        if not math.isfinite(value):
+            return f"{value!r} should be a finite number"
         if setting.minimum is not None and value < setting.minimum:
             return f"{value!r} is below the minimum {setting.minimum}"
         if setting.maximum is not None and value > setting.maximum:
             return f"{value!r} is above the maximum {setting.maximum}"
         return None
-    if kind == "fy":
-        if value == "":
+    if kind in ("fy", "fy_required"):
+        if value == "" and kind == "fy":
             return None
         try:
             parse_fy(value)
         except (ValueError, TypeError):
-            return f"{value!r} is not a financial year like 2025/26 (or \"\" for none)"
+            return f"{value!r} is not a financial year written like \"2025/26\"" + (" (or \"\" for none)" if kind == "fy" else "")
         return None
     if kind == "fractions":
-        ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1 for v in value)
+        ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
+                                             for v in value)
         return None if ok else f"{value!r} should be a list of fractions between 0 and 1"
     if kind == "names":
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
@@ -123,10 +129,12 @@ def check_value(key: str, value: Any) -> str | None:
             required = [f for f in setting.fields if f != "source"]
             if set(required) - set(row) or set(row) - set(setting.fields):
                 return f"entry {index} should have exactly {', '.join(required)} (and optionally source)"
-            if "financial_year" in row and check_value("shocks.closure_year", row["financial_year"]):
-                return f"entry {index}: {row['financial_year']!r} is not a financial year like 2025/26"
+            if "library_id" in row and not isinstance(row["library_id"], str):
+                return f"entry {index}: library_id {row['library_id']!r} should be text"
+            if "financial_year" in row and check_value("fund.opening_year", row["financial_year"]):
+                return f"entry {index}: {row['financial_year']!r} is not a financial year written like \"2025/26\""
             amount = row.get("amount", row.get("cost"))
-            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount) or amount < 0:
                 return f"entry {index}: {amount!r} should be a number of pounds, not negative"
         return None
     raise ValueError(f"unknown setting kind {kind}")
@@ -164,8 +172,8 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
     raw = {name: flatten(table) for name, table in document.items() if isinstance(table, dict)}
     problems: list[Problem] = [Problem(label, None, name, "should be a table [name] of settings")
                                for name, table in document.items() if not isinstance(table, dict)]
-    if "baseline" not in raw:
-        problems.append(Problem(label, None, "baseline", "the file must define a [baseline] scenario that names every setting"))
+    if BASELINE not in raw:
+        problems.append(Problem(label, None, BASELINE, f"the file must define a [{BASELINE}] scenario that names every setting"))
         raise InputError(problems)
     for name, table in raw.items():
         for key, value in table.items():
@@ -175,13 +183,13 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
                 problems.append(Problem(label, None, f"{name}: {key}", "unknown setting"))
             elif key in SETTINGS and (reason := check_value(key, value)):
                 problems.append(Problem(label, None, f"{name}: {key}", reason))
-    missing = sorted(set(SETTINGS) - set(raw["baseline"]))
+    missing = sorted(set(SETTINGS) - set(raw[BASELINE]))
     problems += [Problem(label, None, f"baseline: {key}", "the baseline must set this") for key in missing]
     if problems:
         raise InputError(problems)
     scenarios = [_scenario(name, raw, label, assumptions, problems) for name in raw]
     if overrides:
-        scenarios.append(_what_if(scenarios[0], overrides, assumptions, problems))
+        scenarios.append(_what_if(next(s for s in scenarios if s and s.name == BASELINE), overrides, assumptions, problems))
     if problems:
         raise InputError(problems)
     return [s for s in scenarios if s is not None]
@@ -232,9 +240,9 @@ def _what_if(baseline: Scenario, overrides: dict[str, Any], assumptions: Assumpt
             problems.append(Problem("--set", None, key, "unknown setting"))
         elif key in SETTINGS and (reason := check_value(key, value)):
             problems.append(Problem("--set", None, key, reason))
-    settings = {**baseline.settings, **overrides, "inherits": "baseline"}
+    settings = {**baseline.settings, **overrides, "inherits": BASELINE}
     description = "What if: " + ", ".join(f"{k} = {v}" for k, v in overrides.items())
-    return Scenario("what_if", description, settings, _assumptions_for(settings, assumptions, "--set", "what_if", problems))
+    return Scenario(WHAT_IF, description, settings, _assumptions_for(settings, assumptions, "--set", WHAT_IF, problems))
 
 
 def check_scenario_libraries(scenarios: list[Scenario], library_ids: set[str]) -> None:
