@@ -25,7 +25,11 @@ def forecast_rows(lines: pd.DataFrame, grid: pd.DataFrame) -> pd.Series:
 
 
 def _dated_rows(rows: list[dict], line: str, amount_field: str, grid: pd.DataFrame) -> pd.DataFrame:
-    """Rows of a scenario table (``library_id, financial_year, amount``) kept where the year is forecast."""
+    """Rows of a scenario table (``library_id, financial_year, amount``) as lines.
+
+    The years were checked to be forecast years (``check_scenarios_against_inputs``); the merge
+    with the grid only drops what is outside a library's own years.
+    """
     frame = pd.DataFrame(
         [{"library_id": r["library_id"], "year": parse_fy(r["financial_year"]), "line": line, "amount": float(r[amount_field])}
          for r in rows],
@@ -129,16 +133,16 @@ def apply_leases(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, pa
 
 def transfer_to_council(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, libraries: pd.DataFrame,
                         running_cost_lines: set[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Costs the council carries: building fabric of internal-repairing leases (all leases under
-    Option 2), or every running cost under Option 3. Moved out of the libraries' lines.
+    """Costs the council carries: the building fabric of internal-repairing leases (under Option 2
+    the full-repairing leases have become internal-repairing: ``scenario_libraries``), or every
+    running cost under Option 3. Moved out of the libraries' lines.
     """
     forecast = forecast_rows(lines, grid)
     lease = lines["library_id"].map(libraries.set_index("library_id")["lease_type"])
     if scenario["council.takes_running_costs"]:
         moved, component = forecast & lines["line"].isin(running_cost_lines), "running_costs"
     else:
-        council_fabric = (lease == "internal_repairing") | scenario["council.takes_fabric_repairs"]
         fabric = lines["line"].isin([BUILDING_REPAIRS, BUILDING_FAILURE])
-        moved, component = forecast & fabric & council_fabric, "fabric_repairs"
+        moved, component = forecast & fabric & (lease == "internal_repairing"), "fabric_repairs"
     council = lines.loc[moved, ["library_id", "year", "amount"]].assign(component=component)
     return lines[~moved], council[["library_id", "year", "component", "amount"]]

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
@@ -30,8 +31,12 @@ class ModelCheckFailed(Exception):
 
 
 def _result(name: str, differences: pd.Series, tolerance: float, description: str) -> CheckResult:
-    largest = float(differences.abs().max()) if len(differences) else 0.0
-    return CheckResult(name, largest <= tolerance, round(largest, 6), description)
+    """A check fails on any difference over the tolerance, and on any figure that is not finite
+    (NaN or infinity would otherwise slip past a comparison)."""
+    values = differences.to_numpy(dtype=float)
+    finite = bool(np.isfinite(values).all())
+    largest = float(np.abs(values).max()) if len(values) and finite else (0.0 if finite else float("inf"))
+    return CheckResult(name, finite and largest <= tolerance, round(largest, 6), description)
 
 
 def reserves_corkscrew(projection: pd.DataFrame) -> pd.Series:

@@ -25,7 +25,7 @@ from cml.scenarios import (
     SCENARIO_FILE,
     WHAT_IF,
     Scenario,
-    check_scenario_libraries,
+    check_scenarios_against_inputs,
     load_scenarios,
     parse_overrides,
 )
@@ -63,7 +63,7 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
         raise InputError([Problem("--scenario", None, n, f"no such scenario; choose from {', '.join(known)}") for n in unknown])
     if scenario_names:
         scenarios = [s for s in scenarios if s.name in {BASELINE, WHAT_IF, *scenario_names}]
-    check_scenario_libraries(scenarios, set(inputs.libraries["library_id"]))
+    check_scenarios_against_inputs(scenarios, inputs)
     return inputs, scenarios
 
 

@@ -68,15 +68,18 @@ def simulate_fund(totals: pd.DataFrame, lines: pd.DataFrame, free_at_cut: pd.Ser
     fund_lines = lines[lines["line"].isin([CONTINGENCY_GRANT, BUILDING_FAILURE])]
     lines_by_year = {year: rows for year, rows in fund_lines.groupby("year")}
     no_lines = fund_lines.iloc[:0]
-    for year in [y for y in years if y >= opening_year]:
+    for year in years:
         rows = totals_by_year[year]
-        in_year = lines_by_year.get(year, no_lines)
         actual = rows["actual_or_forecast"] == "actual"
+        forecast_rows = rows[~actual]
+        free_before = free.reindex(forecast_rows.index) + forecast_rows["surplus"]
+        if year < opening_year:  # deficits before the fund opens still run reserves down
+            free = free_before.combine_first(free)
+            continue
+        in_year = lines_by_year.get(year, no_lines)
         paid_in_accounts = in_year[in_year["line"] == CONTINGENCY_GRANT].groupby("library_id")["amount"].sum()
         recorded = float(paid_in_accounts.reindex(rows.index[actual], fill_value=0.0).sum())
         opening, balance = balance, balance + top_ups.get(year, 0.0) - recorded
-        forecast_rows = rows[~actual]
-        free_before = free.reindex(forecast_rows.index) + forecast_rows["surplus"]
         claims = _claims(forecast_rows, in_year, free_before, floor_months, cap_claim, scenario)
         claims = claims[claims["claimed"] > 0].sort_values(["order", "months_of_cover", "library_id"])
         claims["claimed"] = within_cap(claims, (cap_library - drawn).clip(lower=0.0))

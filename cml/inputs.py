@@ -319,7 +319,8 @@ def load_assumptions(path: Path, problems: list[Problem]) -> Assumptions | None:
     return assumptions_from_dict(raw, label, problems)
 
 
-def _setting(raw: dict, path: str, kind: type, label: str, problems: list[Problem], minimum: float | None = None):
+def _setting(raw: dict, path: str, kind: type, label: str, problems: list[Problem], minimum: float | None = None,
+             maximum: float | None = None):
     section, key = path.split(".")
     value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
     if value is None:
@@ -328,10 +329,14 @@ def _setting(raw: dict, path: str, kind: type, label: str, problems: list[Proble
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool):
-        problems.append(Problem(label, None, path, f"{value!r} should be a {kind.__name__}"))
+        wanted = {str: 'text in quotes, like "2019/20"', int: "a whole number", float: "a number"}[kind]
+        problems.append(Problem(label, None, path, f"{value!r} should be {wanted}"))
         return None
     if minimum is not None and value < minimum:
         problems.append(Problem(label, None, path, f"{value!r} must be at least {minimum}"))
+        return None
+    if maximum is not None and value > maximum:
+        problems.append(Problem(label, None, path, f"{value!r} must be at most {maximum}"))
         return None
     return value
 
@@ -370,8 +375,8 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
         "horizon": _fy_setting(raw, "forecast.horizon", label, problems, allow_blank=False),
         "actuals_to": _fy_setting(raw, "forecast.actuals_to", label, problems, allow_blank=True),
         "base_years": _setting(raw, "forecast.base_years", int, label, problems, minimum=1),
-        "cost_growth": _setting(raw, "growth.costs", float, label, problems, minimum=-0.5),
-        "income_growth": _setting(raw, "growth.income", float, label, problems, minimum=-0.5),
+        "cost_growth": _setting(raw, "growth.costs", float, label, problems, minimum=-0.5, maximum=1.0),
+        "income_growth": _setting(raw, "growth.income", float, label, problems, minimum=-0.5, maximum=1.0),
         "grant_payment": _setting(raw, "grant.payment", str, label, problems),
         "red_below_months": _setting(raw, "rag.red_below_months", float, label, problems, minimum=0),
         "amber_below_months": _setting(raw, "rag.amber_below_months", float, label, problems, minimum=0),
@@ -453,11 +458,12 @@ def check_coverage(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> 
               "'{value}' has no rows in reserves.csv: its reserves cannot be projected", problems)
 
 
-def forecast_window_problems(reserves: pd.DataFrame, assumptions: Assumptions) -> list[tuple[str, str]]:
+def forecast_window_problems(reserve_years: pd.DataFrame, assumptions: Assumptions) -> list[tuple[str, str]]:
     """Why ``actuals_to`` or ``horizon`` leave a library nothing to start from or nothing to forecast,
-    as (setting, reason) pairs; run for assumptions.toml and again for each scenario that overrides them."""
-    first = reserves.groupby("library_id")["financial_year"].min()
-    latest = reserves.groupby("library_id")["financial_year"].max()
+    as (setting, reason) pairs; run for assumptions.toml and again for each scenario that overrides them.
+    ``reserve_years`` has ``library_id`` and ``year``."""
+    first = reserve_years.groupby("library_id")["year"].min()
+    latest = reserve_years.groupby("library_id")["year"].max()
     reasons = []
     if assumptions.actuals_to is not None:
         late = first[first > assumptions.actuals_to]
@@ -571,7 +577,8 @@ def load_inputs(directory: Path) -> Inputs:
         check_reserves_reconcile(tables["accounts.csv"], tables["reserves.csv"], tables["lines.csv"],
                                  assumptions.tolerance_pounds, problems)
         problems += [Problem("assumptions.toml", None, key, reason)
-                     for key, reason in forecast_window_problems(tables["reserves.csv"], assumptions)]
+                     for key, reason in forecast_window_problems(
+                         tables["reserves.csv"].rename(columns={"financial_year": "year"}), assumptions)]
     if problems or assumptions is None:
         raise InputError(problems)
     return _as_inputs(tables, assumptions, file_checksums(directory))

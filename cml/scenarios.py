@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from cml.errors import InputError, Problem
-from cml.fy import parse_fy
-from cml.inputs import KNOWN_SETTINGS, Assumptions, assumptions_from_dict
+from cml.fy import fy_label, parse_fy
+from cml.inputs import KNOWN_SETTINGS, Assumptions, Inputs, assumptions_from_dict, forecast_window_problems
 
 
 @dataclass(frozen=True)
@@ -245,14 +245,33 @@ def _what_if(baseline: Scenario, overrides: dict[str, Any], assumptions: Assumpt
     return Scenario(WHAT_IF, description, settings, _assumptions_for(settings, assumptions, "--set", WHAT_IF, problems))
 
 
-def check_scenario_libraries(scenarios: list[Scenario], library_ids: set[str]) -> None:
-    """Every library a scenario names (shocks, levers) must be in libraries.csv."""
-    problems = []
+def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) -> None:
+    """What a scenario names must exist and fall in its forecast: libraries, and dated shocks or
+    one-off costs after that library's last actual year and by the horizon (a shock in an actual
+    year would be silently ignored, as the accounts already say what happened)."""
+    problems: list[Problem] = []
+    known = set(inputs.libraries["library_id"])
+    latest = inputs.reserves.groupby("library_id")["year"].max()
     for scenario in scenarios:
-        named = [("levers.libraries", lib) for lib in scenario["levers.libraries"]]
-        for key in ("shocks.business_grants", "shocks.building_failures"):
-            named += [(key, row["library_id"]) for row in scenario[key]]
-        problems += [Problem(SCENARIO_FILE, None, f"{scenario.name}: {key}", f"'{lib}' is not a library_id in libraries.csv")
-                     for key, lib in named if lib not in library_ids]
+        where = f"{scenario.name}: "
+        problems += [Problem(SCENARIO_FILE, None, where + key, reason)
+                     for key, reason in forecast_window_problems(inputs.reserves, scenario.assumptions)]
+        cutoff = scenario.assumptions.actuals_to
+        last_actual = latest if cutoff is None else latest.clip(upper=cutoff)
+        dated = [(key, index, row["library_id"], row["financial_year"])
+                 for key in ("shocks.business_grants", "shocks.building_failures")
+                 for index, row in enumerate(scenario[key], start=1)]
+        if scenario["levers.one_off_cost"] > 0 and scenario["levers.one_off_year"]:
+            chosen = scenario["levers.libraries"] or sorted(known)
+            dated += [("levers.one_off_year", None, library_id, scenario["levers.one_off_year"]) for library_id in chosen]
+        dated += [("levers.libraries", None, library_id, None) for library_id in scenario["levers.libraries"]]
+        for key, index, library_id, label in dated:
+            entry = "" if index is None else f"entry {index}: "
+            if library_id not in known:
+                problems.append(Problem(SCENARIO_FILE, None, where + key, f"{entry}'{library_id}' is not a library_id in libraries.csv"))
+            elif label is not None and not last_actual[library_id] < parse_fy(label) <= scenario.assumptions.horizon:
+                problems.append(Problem(SCENARIO_FILE, None, where + key,
+                                        f"{entry}{label} is not a forecast year for {library_id} (after "
+                                        f"{fy_label(int(last_actual[library_id]))}, up to {fy_label(scenario.assumptions.horizon)})"))
     if problems:
-        raise InputError(problems)
+        raise InputError(list(dict.fromkeys(problems)))

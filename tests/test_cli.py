@@ -120,3 +120,24 @@ def test_an_unknown_setting_in_set_is_located(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(tmp_path), "--no-pdf",
                                        "--set", "levers.cost_chnage=-0.1"])
     assert result.exit_code == 1 and "--set: levers.cost_chnage: unknown setting" in result.output
+
+
+def test_a_scenario_shock_in_an_actual_year_is_refused(tmp_path: Path) -> None:
+    """A building failure dated in a year the accounts already cover would be silently ignored."""
+    inputs = tmp_path / "inputs"
+    shutil.copytree(SHIPPED, inputs)
+    text = (inputs / "scenarios.toml").read_text().replace(
+        '{ library_id = "anstey", financial_year = "2025/26", cost = 18000 }',
+        '{ library_id = "anstey", financial_year = "2019/20", cost = 18000 }')
+    (inputs / "scenarios.toml").write_text(text)
+    result = CliRunner().invoke(main, ["forecast", "--inputs", str(inputs), "--outputs", str(tmp_path / "out"), "--no-pdf"])
+    assert result.exit_code == 1
+    assert ("scenarios.toml: building_failures: shocks.building_failures: entry 1: 2019/20 is not a forecast year "
+            "for anstey (after 2023/24, up to 2034/35)") in result.output
+
+
+def test_a_one_off_year_given_as_a_number_is_explained(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(tmp_path), "--no-pdf",
+                                       "--set", "levers.one_off_cost=100", "--set", "levers.one_off_year=2026"])
+    assert result.exit_code == 1
+    assert "--set: levers.one_off_year: 2026 is not a financial year written like \"2025/26\"" in result.output
