@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from cml.fy import parse_fy
-from cml.scenarios import Scenario
 from cml.inputs import BUILDING_FAILURE, BUILDING_REPAIRS, BUSINESS_GRANT, LEASE_FEES, ONE_OFF_COSTS, OTHER_GRANTS
+from cml.scenarios import Scenario
 
 SELF_GENERATED = "self_generated"
 

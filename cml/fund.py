@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from cml.fy import parse_fy
-from cml.scenarios import Scenario
 from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT
+from cml.scenarios import Scenario
 
 CLAIM_ORDER = {"programme": 0, "building_failure": 1, "reserves_floor": 2}
 

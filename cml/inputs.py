@@ -468,12 +468,12 @@ def forecast_window_problems(reserve_years: pd.DataFrame, assumptions: Assumptio
     if assumptions.actuals_to is not None:
         late = first[first > assumptions.actuals_to]
         if len(late):
-            reasons.append(("forecast.actuals_to", f"{fy_label(assumptions.actuals_to)} is before the first year of reserves "
-                            f"of {', '.join(late.index[:5])}{' ...' if len(late) > 5 else ''} (they have nothing to start from)"))
+            reasons.append(("forecast.actuals_to", (f"{fy_label(assumptions.actuals_to)} is before the first year of reserves "
+                            f"of {', '.join(late.index[:5])}{' ...' if len(late) > 5 else ''} (they have nothing to start from)")))
     last_actual = latest if assumptions.actuals_to is None else latest.clip(upper=assumptions.actuals_to)
     if assumptions.horizon <= last_actual.max():
-        reasons.append(("forecast.horizon", f"{fy_label(assumptions.horizon)} is not after the last actual year "
-                        f"{fy_label(int(last_actual.max()))}: there is nothing to forecast"))
+        reasons.append(("forecast.horizon", (f"{fy_label(assumptions.horizon)} is not after the last actual year "
+                        f"{fy_label(int(last_actual.max()))}: there is nothing to forecast")))
     return reasons
 
 

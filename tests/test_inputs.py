@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from fnmatch import fnmatch
 from collections.abc import Callable
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pandas as pd
