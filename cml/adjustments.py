@@ -7,12 +7,12 @@ rows (``library_id, year, component, amount``) instead of vanishing.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from cml.fy import parse_fy
+from cml.fy import fy_end, parse_fy
 from cml.inputs import BUILDING_FAILURE, BUILDING_REPAIRS, BUSINESS_GRANT, LEASE_FEES, ONE_OFF_COSTS, OTHER_GRANTS
 from cml.scenarios import Scenario
+from cml.schedule import add_years
 
 SELF_GENERATED = "self_generated"
 
@@ -47,6 +47,7 @@ def lever_libraries(scenario: Scenario, libraries: pd.DataFrame) -> pd.Series:
 
 def apply_levers(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, libraries: pd.DataFrame) -> pd.DataFrame:
     """Trustee levers: leaner costs, a higher income target, a one-off repair or project."""
+    lines = lines.copy()
     chosen = set(libraries.loc[lever_libraries(scenario, libraries), "library_id"])
     target = forecast_rows(lines, grid) & lines["library_id"].isin(chosen)
     costs = target & (lines["side"] == "expenditure")
@@ -69,6 +70,7 @@ def apply_closure(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -
     """
     if not scenario["shocks.closure_year"] or scenario["shocks.closure_weeks"] <= 0:
         return lines
+    lines = lines.copy()
     start = parse_fy(scenario["shocks.closure_year"])
     weeks = [scenario["shocks.closure_weeks"]] + [52.0 * share for share in scenario["shocks.recovery"]]
     loss_by_year = {start + i: scenario["shocks.weekly_loss"] * w for i, w in enumerate(weeks)}
@@ -89,28 +91,39 @@ def add_shocks(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> p
     return pd.concat([lines, *extra], ignore_index=True)
 
 
+def original_lease_end(libraries: pd.DataFrame) -> pd.Series:
+    """When each library's first lease ends: its start plus its term."""
+    return add_years(pd.to_datetime(libraries["lease_start"]), libraries["lease_years"].astype(int))
+
+
+def years_left(lease_end: pd.Series, as_of: pd.Series | pd.Timestamp) -> pd.Series:
+    """Years of lease left on a date, as funders and the council count them (days / 365.25)."""
+    return (lease_end - as_of).dt.days / 365.25
+
+
 def lease_path(libraries: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
-    """Each library's lease at each year end, extended in forecast years when the term runs short.
+    """Each library's lease at each year end (31 March), extended in forecast years when the term runs short.
 
     When ``threshold_years`` or less remain at a year end, a library extends by
     ``extension_years`` (5 in the status quo; Option 1's new 10-year lease on top of the
-    unexpired term is the same rule with 10), paying one set of fees each time.
+    unexpired term is the same rule with 10), paying one set of fees each time. With a 7-year
+    threshold and 5-year extensions, a lease with under 2 years left is extended two years
+    running: the repeated fees that led the council to offer 10-year leases (seed 000 para 28).
     """
     threshold = scenario["lease.threshold_years"]
     extension = scenario["lease.extension_years"]
     years = sorted(grid["year"].unique())
     forecast = grid.pivot(index="library_id", columns="year", values="actual_or_forecast").reindex(
         index=libraries["library_id"], columns=years)
-    end = (pd.to_datetime(libraries["lease_start"]).dt.year + libraries["lease_years"]
-           + (pd.to_datetime(libraries["lease_start"]).dt.day_of_year - 1) / 365.25).to_numpy()
+    end = original_lease_end(libraries).reset_index(drop=True)
     rows = []
     for year in years:
-        year_end = year + 1 + 90 / 365.25  # 31 March of the financial year
-        remaining = end - year_end
-        extend = (forecast[year].to_numpy() == "forecast") & (remaining <= threshold)
-        end = end + np.where(extend, extension, 0)
+        remaining = years_left(end, fy_end(year))
+        extend = pd.Series((forecast[year].to_numpy() == "forecast") & (remaining <= threshold).to_numpy())
+        end = add_years(end, extend.astype(int) * extension)
         rows.append(pd.DataFrame({"library_id": libraries["library_id"].to_numpy(), "year": year,
-                                  "lease_years_remaining": end - year_end, "extended": extend}))
+                                  "lease_years_remaining": years_left(end, fy_end(year)).to_numpy(),
+                                  "extended": extend.to_numpy()}))
     path = pd.concat(rows, ignore_index=True)
     return path.merge(grid[["library_id", "year"]], on=["library_id", "year"])
 
@@ -120,6 +133,7 @@ def apply_leases(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, pa
 
     Returns the lines and the council's own fees per extension.
     """
+    lines = lines.copy()
     extended = path[path["extended"]]
     fees = extended.assign(line=LEASE_FEES, amount=scenario["lease.library_fees"])[["library_id", "year", "line", "amount"]]
     short = path[path["lease_years_remaining"] < scenario["funders.min_lease_years"]].set_index(["library_id", "year"]).index

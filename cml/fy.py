@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from datetime import date
 
+import numpy as np
+import pandas as pd
+
 _LABEL = re.compile(r"^(\d{4})/(\d{2})$")
 
 
@@ -45,6 +48,15 @@ def fy_of(day: date) -> int:
     return day.year if day.month >= 4 else day.year - 1
 
 
-def fy_start(year: int) -> date:
-    """First day of the financial year starting in ``year``."""
-    return date(year, 4, 1)
+def fy_of_dates(dates: pd.Series) -> pd.Series:
+    """:func:`fy_of` for a whole column of dates at once."""
+    return pd.Series(np.where(dates.dt.month >= 4, dates.dt.year, dates.dt.year - 1), index=dates.index)
+
+
+def fy_end(year: int) -> pd.Timestamp:
+    """31 March that closes the financial year starting in ``year`` (when accounts are made up).
+
+    >>> fy_end(2023).date()
+    datetime.date(2024, 3, 31)
+    """
+    return pd.Timestamp(year + 1, 3, 31)

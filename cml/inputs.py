@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cml.errors import InputError, Problem
-from cml.fy import fy_label, fy_of, parse_fy
+from cml.fy import fy_label, fy_of_dates, parse_fy
 from cml.returns import SHEET_COLUMNS, ReturnUnreadable, read_return
 from cml.schedule import PAYMENT_TIMINGS
 
@@ -436,7 +436,7 @@ def check_coverage(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> 
     """Every year of accounts has closing reserves and the reverse, with no gaps and nothing
     before the transfer: a year with half its figures would be projected from silently wrong numbers."""
     libraries = tables["libraries.csv"]
-    first_year = libraries.set_index("library_id")["transfer_date"].map(lambda d: fy_of(d.date()))
+    first_year = fy_of_dates(libraries["transfer_date"]).set_axis(libraries["library_id"].to_numpy())
     accounts, reserves = tables["accounts.csv"], tables["reserves.csv"]
     for frame in (accounts, reserves):
         early = frame["financial_year"] < frame["library_id"].map(first_year)

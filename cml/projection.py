@@ -31,14 +31,16 @@ from cml.adjustments import (
     forecast_rows,
     lease_path,
     lever_libraries,
+    original_lease_end,
     transfer_to_council,
+    years_left,
 )
 from cml.checks import assert_reconciles
 from cml.fund import simulate_fund
-from cml.fy import fy_label
+from cml.fy import fy_end, fy_label, fy_of_dates
 from cml.inputs import CONTINGENCY_GRANT, Inputs
 from cml.scenarios import BASELINE, Scenario
-from cml.schedule import add_years, grant_schedule, last_grant_year, one_off_grants
+from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
 RAG_ORDER = ("Red", "Amber", "Green")
 GAP_YEARS = 3  # the annual gap is averaged over this many forecast years without the taper grant
@@ -79,9 +81,7 @@ def last_actual_years(inputs: Inputs) -> pd.Series:
 
 def first_years(libraries: pd.DataFrame) -> pd.Series:
     """The financial year each library transferred in (its first, usually part, year)."""
-    transfer = pd.to_datetime(libraries["transfer_date"])
-    return pd.Series(np.where(transfer.dt.month >= 4, transfer.dt.year, transfer.dt.year - 1),
-                     index=libraries["library_id"].values)
+    return fy_of_dates(pd.to_datetime(libraries["transfer_date"])).set_axis(libraries["library_id"].to_numpy())
 
 
 def year_grid(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
@@ -247,10 +247,9 @@ def cover_and_rag(frame: pd.DataFrame, libraries: pd.DataFrame, inputs: Inputs) 
 def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series) -> pd.DataFrame:
     """Library records with lease end, years of lease left at the end of actuals, and last grant year."""
     libraries = inputs.libraries.copy()
-    start = pd.to_datetime(libraries["lease_start"])
-    libraries["lease_end"] = add_years(start, libraries["lease_years"].astype(int))
-    as_of = pd.to_datetime([f"{int(y) + 1}-03-31" for y in libraries["library_id"].map(last_actual)])
-    libraries["lease_years_remaining"] = ((libraries["lease_end"] - as_of).dt.days / 365.25).round(1)
+    libraries["lease_end"] = original_lease_end(libraries)
+    as_of = libraries["library_id"].map(last_actual).map(fy_end)
+    libraries["lease_years_remaining"] = years_left(libraries["lease_end"], as_of).round(1)
     libraries["last_actual_year"] = libraries["library_id"].map(last_actual).map(fy_label)
     libraries["last_grant_year"] = libraries["library_id"].map(last_grant_year(schedule)).map(fy_label)
     return libraries

@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cml.fy import fy_of_dates
+
 PAYMENT_TIMINGS = ("in_advance", "by_days")
 
 
@@ -58,7 +60,7 @@ def apportion_to_financial_years(years: pd.DataFrame, payment: str) -> pd.DataFr
     if payment not in PAYMENT_TIMINGS:
         raise ValueError(f"grant payment must be one of {PAYMENT_TIMINGS}, not {payment!r}")
     start, end = years["start"], years["end"]
-    first_fy = np.where(start.dt.month >= 4, start.dt.year, start.dt.year - 1)
+    first_fy = fy_of_dates(start)
     next_april = pd.to_datetime(pd.DataFrame({"year": first_fy + 1, "month": 4, "day": 1}))
     if payment == "in_advance":
         share_first = np.ones(len(years))
