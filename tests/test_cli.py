@@ -87,7 +87,7 @@ def test_template_for_an_unknown_library_is_refused(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a library_id" in result.output
 
 
-@pytest.mark.parametrize("command", ["forecast", "validate", "template", "scenarios"])
+@pytest.mark.parametrize("command", ["forecast", "validate", "template", "scenarios", "brief"])
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0 and "Example" in result.output

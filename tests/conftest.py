@@ -1,0 +1,23 @@
+"""Shared fixtures: the shipped inputs, and one forecast of every shipped scenario (built once)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cml.inputs import load_inputs
+from cml.projection import build_forecast
+from cml.scenarios import SCENARIO_FILE, load_scenarios
+
+SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
+
+
+@pytest.fixture(scope="session")
+def inputs():
+    return load_inputs(SHIPPED)
+
+
+@pytest.fixture(scope="session")
+def scenario_forecast(inputs):
+    return build_forecast(inputs, load_scenarios(SHIPPED / SCENARIO_FILE, inputs.assumptions))

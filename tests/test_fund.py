@@ -1,0 +1,65 @@
+"""The contingency fund (seed 000 paras 15, 18, 34): ledger, caps, order of claims, exhaustion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cml.fund import pay_in_order
+from cml.scenarios import load_scenarios
+
+SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
+
+
+def test_fund_opens_at_280000_and_pays_the_58000_programme_grant(scenario_forecast):
+    """Seed 000 paras 15 and 18: £280,000 in September 2020, less the £58,000 one-off grant."""
+    ledger = scenario_forecast.fund[scenario_forecast.fund["scenario"] == "baseline"].set_index("financial_year")
+    assert ledger.loc["2020/21", "opening"] == 280_000
+    assert ledger.loc["2020/21", "payments"] == pytest.approx(58_000)
+    assert ledger.loc["2020/21", "closing"] == pytest.approx(222_000)
+
+
+def test_fund_never_pays_more_than_it_holds_and_records_unmet_claims(scenario_forecast):
+    ledger = scenario_forecast.fund
+    assert (ledger["closing"] >= -1e-6).all()
+    claims = scenario_forecast.claims
+    assert (claims["paid"] + claims["unmet"] - claims["claimed"]).abs().max() < 1e-6
+    exhausted = ledger[(ledger["scenario"] == "baseline") & (ledger["closing"] <= 0.005)]
+    assert len(exhausted), "the baseline fund should run dry before the horizon on the illustrative data"
+    after = ledger[(ledger["scenario"] == "baseline") & (ledger["year"] > exhausted["year"].min())]
+    assert (after["unmet"] > 0).any()
+
+
+def test_no_library_draws_more_than_its_cap(scenario_forecast, inputs):
+    scenario = load_scenarios(SHIPPED / "scenarios.toml", inputs.assumptions)[0]
+    drawn = scenario_forecast.claims.groupby(["scenario", "library_id"])["paid"].sum()
+    assert drawn.max() <= scenario["fund.cap_per_library"] + 1e-6
+
+
+def test_pay_in_order_stops_when_the_fund_is_dry():
+    claims = pd.DataFrame({"claimed": [10.0, 20.0, 30.0]})
+    assert pay_in_order(claims, 25.0).tolist() == [10.0, 15.0, 0.0]
+
+
+def test_the_2020_rerun_forecasts_from_2019_20_and_pays_the_programme_grant_from_the_fund(scenario_forecast):
+    ledger = scenario_forecast.fund[scenario_forecast.fund["scenario"] == "covid_2020_rerun"].set_index("financial_year")
+    assert ledger.loc["2020/21", "payments"] == pytest.approx(58_000)
+    rows = scenario_forecast.projection[scenario_forecast.projection["scenario"] == "covid_2020_rerun"]
+    assert set(rows.loc[rows["year"] >= 2020, "actual_or_forecast"]) == {"forecast"}
+
+
+def test_a_fund_opening_later_still_sees_the_deficits_before_it_opened(inputs):
+    """Free reserves keep falling before the fund opens, so its first year meets the whole shortfall."""
+    from cml.projection import build_forecast
+    from cml.scenarios import parse_overrides
+
+    overrides = parse_overrides(('fund.opening_year="2026/27"',))
+    scenarios = [s for s in load_scenarios(SHIPPED / "scenarios.toml", inputs.assumptions, overrides)
+                 if s.name in ("baseline", "what_if")]
+    claims = build_forecast(inputs, scenarios).claims
+    later = claims[claims["scenario"] == "what_if"]
+    assert later["year"].min() == 2026
+    baseline_2026 = claims.query("scenario == 'baseline' and year == 2026")["claimed"].sum()
+    assert later.query("year == 2026")["claimed"].sum() > baseline_2026
