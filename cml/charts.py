@@ -170,11 +170,17 @@ def reserves_chart(data: dict, fmt: str = "svg") -> Chart:
     _plot_actual_and_forecast(ax, data["closing_reserves"], actual, "Total reserves", "#666666", 1.0, "s")
     _plot_actual_and_forecast(ax, data["free_reserves"], actual, "Free reserves", BLUE, 2.0, "o")
     _mark_grant_end(ax, labels, data["last_grant_year"])
+    return _money_by_year_chart(figure, ax, labels, actual, _reserves_alt(data), fmt)
+
+
+def _money_by_year_chart(figure: Figure, ax: Axes, labels: Sequence[str], actual: Sequence[bool], alt: str,
+                         fmt: str) -> Chart:
+    """Finish a briefing chart the same way every time: forecast shaded, years along the bottom,
+    pounds up the side as the tables print them, legend below."""
     _forecast_region(ax, actual)
     _year_axis(ax, labels)
     ax.yaxis.set_major_formatter(FuncFormatter(_pounds_axis))
     _legend_below(ax, 3)
-    alt = _reserves_alt(data)
     return Chart(_markup(figure, alt, fmt), alt)
 
 
@@ -216,12 +222,7 @@ def income_chart(data: dict, fmt: str = "svg") -> Chart:
                label=source, edgecolor="white", linewidth=0.3)
         bottom = [b + a for b, a in zip(bottom, amounts, strict=True)]
     _plot_actual_and_forecast(ax, data["expenditure"], actual, "Spending", "#000000", 1.6, "o")
-    _forecast_region(ax, actual)
-    _year_axis(ax, labels)
-    ax.yaxis.set_major_formatter(FuncFormatter(_pounds_axis))
-    _legend_below(ax, 3)
-    alt = _income_alt(data)
-    return Chart(_markup(figure, alt, fmt), alt)
+    return _money_by_year_chart(figure, ax, labels, actual, _income_alt(data), fmt)
 
 
 def _income_alt(data: dict) -> str:
