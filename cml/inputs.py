@@ -422,6 +422,8 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     for name in ("accounts.csv", "one_off_grants.csv"):
         frame = tables[name]
         _flag(frame, ~frame["line"].isin(set(lines["line"])), "line", "'{value}' is not a known line (not in lines.csv)", problems)
+    if (lines["forecast"] == "schedule").sum() != 1:
+        problems.append(Problem("lines.csv", None, "forecast", "exactly one line must be forecast by 'schedule' (the taper grant)"))
     missing_lines = sorted(set(MODEL_LINES) - set(lines["line"]))
     problems += [Problem("lines.csv", None, "line", f"'{line}' is missing: cml needs it for {MODEL_LINES[line]}")
                  for line in missing_lines]

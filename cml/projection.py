@@ -3,7 +3,8 @@
 From each library's last year of actuals to the horizon, year by year: income and expenditure by
 line, the council grant from the schedule, surplus or deficit, closing and free reserves, months
 of cover and a RAG status. Everything is computed on whole frames (all libraries and years at
-once); the only loop is over scenarios.
+once); the only loops are over scenarios (here) and over years where a year depends on the one
+before (the contingency fund, lease extensions), each still vectorised across libraries.
 
 How each line is forecast is data (``lines.csv`` column ``forecast``):
 
@@ -138,9 +139,8 @@ def forecast_trend_lines(base: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs)
 def forecast_grant_lines(schedule: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
     """Council taper grant and programme one-off grants in forecast years."""
     forecast_years = grid[grid["actual_or_forecast"] == "forecast"][["library_id", "year"]]
-    grant_line = inputs.lines.loc[inputs.lines["forecast"] == "schedule", "line"]
-    taper = schedule.assign(line=grant_line.iloc[0] if len(grant_line) else "council_grant")
-    taper = taper.rename(columns={"council_grant": "amount"})
+    grant_line = inputs.lines.loc[inputs.lines["forecast"] == "schedule", "line"].iloc[0]  # exactly one: checked
+    taper = schedule.assign(line=grant_line).rename(columns={"council_grant": "amount"})
     one_offs = one_off_grants(inputs.libraries, inputs.one_off_grants)
     grants = pd.concat([taper, one_offs], ignore_index=True)
     return forecast_years.merge(grants, on=["library_id", "year"])[["library_id", "year", "line", "amount"]]
@@ -213,7 +213,6 @@ def reserves_path(totals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series) 
     out["closing_reserves"] = np.where(forecast, out["library_id"].map(at_cut["closing"]) + flows, out["closing"])
     tied = np.where(forecast, out["library_id"].map(at_cut["tied"]), out["tied"])
     out["free_reserves"] = out["closing_reserves"] - tied
-    out = out[out["closing_reserves"].notna()].copy()
     previous = out.groupby("library_id")["closing_reserves"].shift()
     out["opening_reserves"] = previous.fillna(out["closing_reserves"] - out["surplus"])
     return out.drop(columns=["closing", "tied"])
