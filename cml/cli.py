@@ -197,22 +197,24 @@ def list_scenarios(inputs_dir: Path) -> None:
 @inputs_option
 @reports_input_errors
 def validate(inputs_dir: Path) -> None:
-    """Check every input file and report all problems; write nothing.
+    """Check every input file, scenarios.toml included, and report all problems; write nothing.
 
     Example:
 
         cml validate --inputs inputs
     """
-    inputs = load_inputs(inputs_dir)
-    click.echo(f"{inputs_dir}/: {len(inputs.libraries)} libraries, {len(inputs.accounts)} account rows: no problems found.")
+    inputs, scenarios = load_run(inputs_dir, (), None, ())
+    click.echo(f"{inputs_dir}/: {len(inputs.libraries)} libraries, {len(inputs.accounts)} account rows, "
+               f"{len(scenarios)} scenarios: no problems found.")
 
 
 @main.command()
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--library", "library_id", required=True, help="The library_id the return is for.")
+@click.option("--force", is_flag=True, help="Replace FILE if it already exists.")
 @inputs_option
 @reports_input_errors
-def template(path: Path, library_id: str, inputs_dir: Path) -> None:
+def template(path: Path, library_id: str, force: bool, inputs_dir: Path) -> None:
     """Write a blank annual return workbook (FILE.xlsx) for a library to fill in.
 
     Put the completed workbook in inputs/returns/ and it is read beside the CSVs.
@@ -224,5 +226,10 @@ def template(path: Path, library_id: str, inputs_dir: Path) -> None:
     inputs = load_inputs(inputs_dir)
     if library_id not in set(inputs.libraries["library_id"]):
         raise click.BadParameter(f"'{library_id}' is not a library_id in libraries.csv", param_hint="--library")
+    if path.suffix.lower() != ".xlsx":
+        raise click.BadParameter(f"'{path}' should end in .xlsx", param_hint="FILE")
+    if path.exists() and not force:
+        raise click.BadParameter(f"'{path}' already exists (it may hold a filled-in return); use --force to replace it",
+                                 param_hint="FILE")
     write_template(path, library_id, inputs.lines)
     click.echo(f"Blank return for {library_id} written to {path}")

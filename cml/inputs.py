@@ -8,6 +8,8 @@ traceback. Nothing downstream re-checks what is checked here.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import tomllib
 from dataclasses import dataclass, field
 from io import StringIO
@@ -31,14 +33,14 @@ BUILDING_REPAIRS = "building_repairs"
 BUILDING_FAILURE = "building_failure"
 LEASE_FEES = "lease_fees"
 ONE_OFF_COSTS = "one_off_costs"
-MODEL_LINES = {
-    CONTINGENCY_GRANT: "contingency fund payments",
-    OTHER_GRANTS: "the funders' lease-security rule",
-    BUSINESS_GRANT: "government business grants in scenarios",
-    BUILDING_REPAIRS: "building fabric costs (support option 2)",
-    BUILDING_FAILURE: "building failures in scenarios",
-    LEASE_FEES: "lease extension fees",
-    ONE_OFF_COSTS: "a trustee's one-off cost",
+MODEL_LINES = {  # line: (side, what cml uses it for)
+    CONTINGENCY_GRANT: ("income", "contingency fund payments"),
+    OTHER_GRANTS: ("income", "the funders' lease-security rule"),
+    BUSINESS_GRANT: ("income", "government business grants in scenarios"),
+    BUILDING_REPAIRS: ("expenditure", "building fabric costs (support option 2)"),
+    BUILDING_FAILURE: ("expenditure", "building failures in scenarios"),
+    LEASE_FEES: ("expenditure", "lease extension fees"),
+    ONE_OFF_COSTS: ("expenditure", "a trustee's one-off cost"),
 }
 SIDES = ("income", "expenditure")
 FORECAST_METHODS = ("schedule", "one_off", "trend")
@@ -50,7 +52,7 @@ class Column:
     """How one column of an input file is read and checked.
 
     ``kind`` is one of ``text``, ``money`` (pounds, never negative), ``number``, ``count``
-    (whole number >= 0), ``date`` (ISO), ``fy`` (``2018/19``) or ``choice``.
+    (whole number >= 0), ``percent`` (0 to 100), ``date`` (ISO), ``fy`` (``2018/19``) or ``choice``.
     """
 
     name: str
@@ -116,7 +118,7 @@ LINES = TableSpec(
 )
 TAPER = TableSpec(
     "taper.csv",
-    (Column("grant_year", "count"), Column("percent_of_running_costs", "money"), Column("source")),
+    (Column("grant_year", "count"), Column("percent_of_running_costs", "percent"), Column("source")),
     key=("grant_year",),
 )
 ONE_OFF_GRANTS = TableSpec(
@@ -124,7 +126,7 @@ ONE_OFF_GRANTS = TableSpec(
     (
         Column("financial_year", "fy"),
         Column("line"),
-        Column("percent_of_running_costs", "money"),
+        Column("percent_of_running_costs", "percent"),
         Column("source"),
     ),
     key=("financial_year", "line"),
@@ -208,16 +210,30 @@ def read_text_table(path: Path, label: str, problems: list[Problem]) -> pd.DataF
         problems.append(Problem(label, None, None, "file is empty"))
         return None
     try:
-        frame = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
+        frame = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False)
     except pd.errors.ParserError as err:
-        problems.append(Problem(label, None, None, f"not a readable CSV file ({err})"))
+        problems.append(_parser_problem(label, str(err)))
         return None
     frame.columns = [str(c).strip() for c in frame.columns]
+    frame.index = frame.index + 2  # the line a user sees: header is line 1, blank lines counted
+    frame = frame.apply(lambda col: col.fillna("").astype(str).str.strip())
+    frame = frame[(frame != "").any(axis=1)]
+    repeated = [c for c in frame.columns if re.fullmatch(r"(.+)\.\d+", c) and c.rsplit(".", 1)[0] in frame.columns]
+    problems += [Problem(label, 1, c.rsplit(".", 1)[0], "column appears more than once in the header") for c in repeated]
     if frame.empty:
         problems.append(Problem(label, None, None, "file has a header but no rows"))
         return None
-    frame.index = frame.index + 2  # the line a user sees: header is line 1
-    return frame.apply(lambda col: col.str.strip())
+    return frame
+
+
+def _parser_problem(label: str, message: str) -> Problem:
+    """pandas' tokenizer error as a user's message: the line, and the usual cause."""
+    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if not found:
+        return Problem(label, None, None, "not a readable CSV file: " + " ".join(message.split()))
+    expected, line, saw = found.groups()
+    return Problem(label, int(line), None, f"{saw} values where the header has {expected}: a number written with a "
+                   "thousands comma (1,228.93) must be in quotes or written without it (1228.93)")
 
 
 WHERE_FILE, WHERE_ROW = "_file", "_row"  # where each row came from, for messages after tables are merged
@@ -259,13 +275,15 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         bad = present & ~raw.isin(column.choices)
         _report(bad, raw, label, column.name, "'{value}' is not one of " + ", ".join(column.choices), problems)
         return raw.where(~bad)
-    if column.kind in ("money", "number", "count"):
+    if column.kind in ("money", "number", "count", "percent"):
         number = pd.to_numeric(raw.str.replace(",", "", regex=False), errors="coerce")
         not_number = present & ~np.isfinite(number.fillna(np.nan))
         _report(not_number, raw, label, column.name, "'{value}' is not a number", problems)
         number = number.where(~not_number)
-        if column.kind in ("money", "count"):
+        if column.kind in ("money", "count", "percent"):
             _report(number < 0, raw, label, column.name, "'{value}' must not be negative", problems)
+        if column.kind == "percent":
+            _report(number > 100, raw, label, column.name, "'{value}' is more than 100 per cent", problems)
         if column.kind == "count":
             _report(present & number.notna() & (number % 1 != 0), raw, label, column.name,
                     "'{value}' must be a whole number", problems)
@@ -273,7 +291,7 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
     if column.kind == "date":
         dates = pd.to_datetime(raw, format="%Y-%m-%d", errors="coerce")
         _report(present & dates.isna(), raw, label, column.name,
-                "'{value}' is not a date written like 2015-10-01", problems)
+                "'{value}' is not a valid date written like 2015-10-01", problems)
         return dates
     if column.kind == "fy":
         years = raw.map(_fy_or_none)
@@ -331,6 +349,9 @@ def _setting(raw: dict, path: str, kind: type, label: str, problems: list[Proble
     if not isinstance(value, kind) or isinstance(value, bool):
         wanted = {str: 'text in quotes, like "2019/20"', int: "a whole number", float: "a number"}[kind]
         problems.append(Problem(label, None, path, f"{value!r} should be {wanted}"))
+        return None
+    if kind is float and not math.isfinite(value):
+        problems.append(Problem(label, None, path, f"{value!r} should be a finite number"))
         return None
     if minimum is not None and value < minimum:
         problems.append(Problem(label, None, path, f"{value!r} must be at least {minimum}"))
@@ -397,6 +418,7 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
 # Cross-file checks: every row reported where it came from (a CSV line or a return's Excel row)
 
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+MAX_FORECAST_YEARS = 30  # beyond this a trend forecast means nothing, and costs grown for centuries overflow
 
 
 def _flag(frame: pd.DataFrame, bad: pd.Series, column: str, reason: str, problems: list[Problem]) -> None:
@@ -425,8 +447,16 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     if (lines["forecast"] == "schedule").sum() != 1:
         problems.append(Problem("lines.csv", None, "forecast", "exactly one line must be forecast by 'schedule' (the taper grant)"))
     missing_lines = sorted(set(MODEL_LINES) - set(lines["line"]))
-    problems += [Problem("lines.csv", None, "line", f"'{line}' is missing: cml needs it for {MODEL_LINES[line]}")
+    problems += [Problem("lines.csv", None, "line", f"'{line}' is missing: cml needs it for {MODEL_LINES[line][1]}")
                  for line in missing_lines]
+    expected_side = lines["line"].map({line: side for line, (side, _) in MODEL_LINES.items()})
+    _flag(lines, expected_side.notna() & (lines["side"] != expected_side), "side",
+          "'{line}' must be on the side cml treats it as (see MODEL_LINES in cml/inputs.py), not '{value}'", problems)
+    one_offs = tables["one_off_grants.csv"]
+    first_transfer = fy_of_dates(libraries["transfer_date"]).min()
+    _flag(one_offs, (one_offs["financial_year"] < first_transfer) | (one_offs["financial_year"] > assumptions.horizon),
+          "financial_year", f"{{fy}} is outside the years modelled ({fy_label(int(first_transfer))} to "
+          f"{fy_label(assumptions.horizon)}), so this grant would never be paid", problems)
     _flag(libraries, libraries["transfer_date"] > pd.Timestamp(assumptions.horizon + 1, 3, 31), "transfer_date",
           f"'{{value}}' is after the forecast horizon {fy_label(assumptions.horizon)}", problems)
     taper = tables["taper.csv"]
@@ -473,6 +503,9 @@ def forecast_window_problems(reserve_years: pd.DataFrame, assumptions: Assumptio
             reasons.append(("forecast.actuals_to", (f"{fy_label(assumptions.actuals_to)} is before the first year of reserves "
                             f"of {', '.join(late.index[:5])}{' ...' if len(late) > 5 else ''} (they have nothing to start from)")))
     last_actual = latest if assumptions.actuals_to is None else latest.clip(upper=assumptions.actuals_to)
+    if assumptions.horizon > last_actual.max() + MAX_FORECAST_YEARS:
+        reasons.append(("forecast.horizon", f"{fy_label(assumptions.horizon)} is more than {MAX_FORECAST_YEARS} years after "
+                        f"the last actual year {fy_label(int(last_actual.max()))}: too far to forecast from a trend"))
     if assumptions.horizon <= last_actual.max():
         reasons.append(("forecast.horizon", (f"{fy_label(assumptions.horizon)} is not after the last actual year "
                         f"{fy_label(int(last_actual.max()))}: there is nothing to forecast")))
@@ -512,12 +545,26 @@ def _return_spec(sheet: str) -> TableSpec:
     return TableSpec(spec.name, columns, tuple(k for k in spec.key if k != "library_id"))
 
 
+def return_files(folder: Path, problems: list[Problem]) -> list[Path]:
+    """The workbooks in ``returns/``: ``.xlsx`` in any case; Excel's own lock files (``~$...``) and
+    hidden files skipped; any other file reported, as it may be a return saved in the wrong format."""
+    files = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(("~$", "."))):
+        if path.suffix.lower() == ".xlsx":
+            files.append(path)
+        else:
+            problems.append(Problem(f"returns/{path.name}", None, None,
+                                    "only Excel workbooks (.xlsx) are read here: save it as .xlsx or move it out"))
+    return files
+
+
 def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[Problem]) -> dict[str, pd.DataFrame]:
     """Read every ``returns/*.xlsx`` and let its rows replace the CSV rows for the same library and years."""
     if not folder.is_dir():
         return tables
     known = set(tables["libraries.csv"]["library_id"])
-    for path in sorted(folder.glob("*.xlsx")):
+    seen: dict[str, str] = {}
+    for path in return_files(folder, problems):
         label = f"returns/{path.name}"
         try:
             library_id, sheets = read_return(path)
@@ -527,6 +574,11 @@ def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[
         if library_id not in known:
             problems.append(Problem(f"{label}[Library]", 1, "B1", f"'{library_id}' is not a library_id in libraries.csv"))
             continue
+        if library_id in seen:
+            problems.append(Problem(f"{label}[Library]", 1, "B1", f"'{library_id}' also has the return {seen[library_id]}: "
+                                    "keep one return per library in returns/"))
+            continue
+        seen[library_id] = label
         for sheet, frame in sheets.items():
             if frame.empty:
                 continue

@@ -63,6 +63,7 @@ SETTINGS: dict[str, Setting] = {
     "levers.one_off_cost": MONEY,
     "levers.one_off_year": Setting("fy"),
 }
+SECTIONS = {key.split(".")[0] for key in SETTINGS} | set(KNOWN_SETTINGS)
 ASSUMPTION_KEYS = {f"{section}.{key}" for section, keys in KNOWN_SETTINGS.items() for key in keys}
 
 
@@ -143,7 +144,8 @@ def check_value(key: str, value: Any) -> str | None:
 def resolve(name: str, raw: dict[str, dict], label: str, problems: list[Problem], seen: tuple[str, ...] = ()) -> dict[str, Any] | None:
     """A scenario's settings with everything it inherits filled in, or None after reporting why not."""
     if name in seen:
-        problems.append(Problem(label, None, f"{name}: inherits", f"inheritance goes round in a cycle: {' -> '.join(seen + (name,))}"))
+        cycle = seen[seen.index(name):] + (name,)
+        problems.append(Problem(label, None, f"{name}: inherits", f"inheritance goes round in a cycle: {' -> '.join(cycle)}"))
         return None
     own = raw[name]
     parent = own.get("inherits")
@@ -172,6 +174,8 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
     raw = {name: flatten(table) for name, table in document.items() if isinstance(table, dict)}
     problems: list[Problem] = [Problem(label, None, name, "should be a table [name] of settings")
                                for name, table in document.items() if not isinstance(table, dict)]
+    if WHAT_IF in raw:
+        problems.append(Problem(label, None, WHAT_IF, "this name is kept for `cml forecast --set`; call the scenario something else"))
     if BASELINE not in raw:
         problems.append(Problem(label, None, BASELINE, f"the file must define a [{BASELINE}] scenario that names every setting"))
         raise InputError(problems)
@@ -179,7 +183,9 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
         for key, value in table.items():
             if key in ("inherits", "description"):
                 continue
-            if key not in SETTINGS and key not in ASSUMPTION_KEYS:
+            if key in SECTIONS:
+                problems.append(Problem(label, None, f"{name}: {key}", f"should be a table [{name}.{key}] of settings"))
+            elif key not in SETTINGS and key not in ASSUMPTION_KEYS:
                 problems.append(Problem(label, None, f"{name}: {key}", "unknown setting"))
             elif key in SETTINGS and (reason := check_value(key, value)):
                 problems.append(Problem(label, None, f"{name}: {key}", reason))
@@ -188,10 +194,10 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
     if problems:
         raise InputError(problems)
     scenarios = [_scenario(name, raw, label, assumptions, problems) for name in raw]
-    if overrides:
-        scenarios.append(_what_if(next(s for s in scenarios if s and s.name == BASELINE), overrides, assumptions, problems))
+    if overrides and scenarios[list(raw).index(BASELINE)] is not None:
+        scenarios.append(_what_if(scenarios[list(raw).index(BASELINE)], overrides, assumptions, problems))
     if problems:
-        raise InputError(problems)
+        raise InputError(list(dict.fromkeys(problems)))
     return [s for s in scenarios if s is not None]
 
 
@@ -214,7 +220,8 @@ def _assumptions_for(settings: dict, assumptions: Assumptions, label: str, name:
         raw.setdefault(section, {})[setting] = settings[key]
     found: list[Problem] = []
     resolved = assumptions_from_dict(raw, label, found)
-    problems += [Problem(label, None, f"{name}: {p.column}", p.reason) for p in found]
+    where = "" if name == WHAT_IF else f"{name}: "
+    problems += [Problem(label, None, f"{where}{p.column}", p.reason) for p in found]
     return resolved or assumptions
 
 
@@ -253,25 +260,37 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
     known = set(inputs.libraries["library_id"])
     latest = inputs.reserves.groupby("library_id")["year"].max()
     for scenario in scenarios:
-        where = f"{scenario.name}: "
-        problems += [Problem(SCENARIO_FILE, None, where + key, reason)
+        label, where = ("--set", "") if scenario.name == WHAT_IF else (SCENARIO_FILE, f"{scenario.name}: ")
+        problems += [Problem(label, None, where + key, reason)
                      for key, reason in forecast_window_problems(inputs.reserves, scenario.assumptions)]
         cutoff = scenario.assumptions.actuals_to
         last_actual = latest if cutoff is None else latest.clip(upper=cutoff)
-        dated = [(key, index, row["library_id"], row["financial_year"])
-                 for key in ("shocks.business_grants", "shocks.building_failures")
-                 for index, row in enumerate(scenario[key], start=1)]
+        horizon = scenario.assumptions.horizon
+
+        def outside(library_id: str, label_fy: str) -> bool:
+            return not last_actual[library_id] < parse_fy(label_fy) <= horizon
+
+        problems += [Problem(label, None, where + "levers.libraries", f"'{lib}' is not a library_id in libraries.csv")
+                     for lib in scenario["levers.libraries"] if lib not in known]
+        for key in ("shocks.business_grants", "shocks.building_failures"):
+            for index, row in enumerate(scenario[key], start=1):
+                library_id, year = row["library_id"], row["financial_year"]
+                if library_id not in known:
+                    reason = f"entry {index}: '{library_id}' is not a library_id in libraries.csv"
+                elif outside(library_id, year):
+                    reason = (f"entry {index}: {year} is not a forecast year for {library_id} (after "
+                              f"{fy_label(int(last_actual[library_id]))}, up to {fy_label(horizon)})")
+                else:
+                    continue
+                problems.append(Problem(label, None, where + key, reason))
         if scenario["levers.one_off_cost"] > 0 and scenario["levers.one_off_year"]:
-            chosen = scenario["levers.libraries"] or sorted(known)
-            dated += [("levers.one_off_year", None, library_id, scenario["levers.one_off_year"]) for library_id in chosen]
-        dated += [("levers.libraries", None, library_id, None) for library_id in scenario["levers.libraries"]]
-        for key, index, library_id, label in dated:
-            entry = "" if index is None else f"entry {index}: "
-            if library_id not in known:
-                problems.append(Problem(SCENARIO_FILE, None, where + key, f"{entry}'{library_id}' is not a library_id in libraries.csv"))
-            elif label is not None and not last_actual[library_id] < parse_fy(label) <= scenario.assumptions.horizon:
-                problems.append(Problem(SCENARIO_FILE, None, where + key,
-                                        f"{entry}{label} is not a forecast year for {library_id} (after "
-                                        f"{fy_label(int(last_actual[library_id]))}, up to {fy_label(scenario.assumptions.horizon)})"))
+            year = scenario["levers.one_off_year"]
+            chosen = [lib for lib in scenario["levers.libraries"] or sorted(known) if lib in known]
+            late = [lib for lib in chosen if outside(lib, year)]
+            if late:
+                problems.append(Problem(label, None, where + "levers.one_off_year",
+                                        f"{year} is not a forecast year for {', '.join(late[:3])}"
+                                        f"{f' and {len(late) - 3} more' if len(late) > 3 else ''} (forecasts run "
+                                        f"from the year after the latest accounts to {fy_label(horizon)})"))
     if problems:
         raise InputError(list(dict.fromkeys(problems)))

@@ -141,3 +141,21 @@ def test_a_one_off_year_given_as_a_number_is_explained(tmp_path: Path) -> None:
                                        "--set", "levers.one_off_cost=100", "--set", "levers.one_off_year=2026"])
     assert result.exit_code == 1
     assert "--set: levers.one_off_year: 2026 is not a financial year written like \"2025/26\"" in result.output
+
+
+def test_validate_reads_the_scenarios_too(tmp_path: Path) -> None:
+    inputs = tmp_path / "inputs"
+    shutil.copytree(SHIPPED, inputs)
+    with (inputs / "scenarios.toml").open("a") as handle:
+        handle.write('\n[what_if]\ninherits = "baseline"\ndescription = "mine"\n')
+    result = CliRunner().invoke(main, ["validate", "--inputs", str(inputs)])
+    assert result.exit_code == 1
+    assert "scenarios.toml: what_if: this name is kept for `cml forecast --set`" in result.output
+
+
+def test_template_will_not_overwrite_a_return(tmp_path: Path) -> None:
+    path = tmp_path / "anstey.xlsx"
+    path.write_bytes(b"a treasurer's filled-in return")
+    result = CliRunner().invoke(main, ["template", str(path), "--library", "anstey", "--inputs", str(SHIPPED)])
+    assert result.exit_code == 2 and "already exists" in result.output
+    assert path.read_bytes() == b"a treasurer's filled-in return"

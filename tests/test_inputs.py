@@ -118,6 +118,23 @@ def copy_last_reserves_row_to(year: str) -> Callable[[Path], None]:
     return apply
 
 
+def insert_blank_line_then_break(folder: Path) -> None:
+    """A blank line after line 3, then a bad amount on what is now line 11 of the file."""
+    path = folder / "accounts.csv"
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines.insert(3, "\n")
+    cells = lines[10].rstrip("\n").split(",")
+    lines[10] = ",".join([*cells[:-1], "abc"]) + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def two_returns_for_one_library(folder: Path) -> None:
+    shipped = load_inputs(SHIPPED)
+    (folder / "returns").mkdir()
+    for name in ("anstey.xlsx", "anstey-v2.xlsx"):
+        write_template(folder / "returns" / name, "anstey", shipped.lines)
+
+
 def zero_byte_workbook(folder: Path) -> None:
     (folder / "returns").mkdir()
     (folder / "returns" / "anstey.xlsx").write_bytes(b"")
@@ -131,7 +148,7 @@ CASES = {
     "unknown library": (set_cell("accounts.csv", 4, "library_id", "anstee"), "accounts.csv:4: library_id: 'anstee' is not a known library_id"),
     "duplicate row": (duplicate_line("accounts.csv", 2), "accounts.csv:3: line: duplicate row (library_id=anstey, financial_year=2015/16, line=council_grant) repeats row 2"),
     "malformed financial year": (set_cell("reserves.csv", 2, "financial_year", "2015-16"), "reserves.csv:2: financial_year: '2015-16' is not a financial year written like 2018/19"),
-    "malformed date": (set_cell("libraries.csv", 2, "transfer_date", "01/10/2015"), "libraries.csv:2: transfer_date: '01/10/2015' is not a date written like 2015-10-01"),
+    "malformed date": (set_cell("libraries.csv", 2, "transfer_date", "01/10/2015"), "libraries.csv:2: transfer_date: '01/10/2015' is not a valid date written like 2015-10-01"),
     "transfer after horizon": (set_cell("libraries.csv", 2, "transfer_date", "2040-10-01"), "libraries.csv:2: transfer_date: '2040-10-01' is after the forecast horizon 2034/35"),
     "unknown line": (set_cell("accounts.csv", 3, "line", "coffee"), "accounts.csv:3: line: 'coffee' is not a known line"),
     "unknown lease type": (set_cell("libraries.csv", 2, "lease_type", "full"), "libraries.csv:2: lease_type: 'full' is not one of full_repairing, internal_repairing, other"),
@@ -155,6 +172,15 @@ CASES = {
                                       "libraries.csv:2: library_id: 'Anstey Library' should be lower-case letters"),
     "an infinite amount": (set_cell("accounts.csv", 2, "amount", "inf"), "accounts.csv:2: amount: 'inf' is not a number"),
     "a zero-byte workbook": (zero_byte_workbook, "returns/anstey.xlsx: -: not an Excel workbook"),
+    "blank lines still counted": (insert_blank_line_then_break, "accounts.csv:11: amount: 'abc' is not a number"),
+    "unquoted thousands comma": (set_cell("accounts.csv", 3, "amount", "1,228.93"),
+                                 "accounts.csv:3: -: 5 values where the header has 4: a number written with a thousands comma"),
+    "taper over 100 per cent": (set_cell("taper.csv", 2, "percent_of_running_costs", "120"),
+                                "taper.csv:2: percent_of_running_costs: '120' is more than 100 per cent"),
+    "growth that is not a number": (edit_line("assumptions.toml", 16, "costs = 0.03", "costs = nan"),
+                                    "assumptions.toml: growth.costs: nan should be a finite number"),
+    "two returns for one library": (two_returns_for_one_library,
+                                    "returns/anstey.xlsx[Library]:1: B1: 'anstey' also has the return returns/anstey-v2.xlsx"),
     "reserves that do not reconcile": (add_to_cell("reserves.csv", 3, "unrestricted", 100.0), "reserves.csv:3: unrestricted: closing funds"),
 }
 
