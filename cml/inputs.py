@@ -504,8 +504,8 @@ def forecast_window_problems(reserve_years: pd.DataFrame, assumptions: Assumptio
                             f"of {', '.join(late.index[:5])}{' ...' if len(late) > 5 else ''} (they have nothing to start from)")))
     last_actual = latest if assumptions.actuals_to is None else latest.clip(upper=assumptions.actuals_to)
     if assumptions.horizon > last_actual.max() + MAX_FORECAST_YEARS:
-        reasons.append(("forecast.horizon", f"{fy_label(assumptions.horizon)} is more than {MAX_FORECAST_YEARS} years after "
-                        f"the last actual year {fy_label(int(last_actual.max()))}: too far to forecast from a trend"))
+        reasons.append(("forecast.horizon", (f"{fy_label(assumptions.horizon)} is more than {MAX_FORECAST_YEARS} years after "
+                        f"the last actual year {fy_label(int(last_actual.max()))}: too far to forecast from a trend")))
     if assumptions.horizon <= last_actual.max():
         reasons.append(("forecast.horizon", (f"{fy_label(assumptions.horizon)} is not after the last actual year "
                         f"{fy_label(int(last_actual.max()))}: there is nothing to forecast")))

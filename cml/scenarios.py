@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from cml.errors import InputError, Problem
 from cml.fy import fy_label, parse_fy
 from cml.inputs import KNOWN_SETTINGS, Assumptions, Inputs, assumptions_from_dict, forecast_window_problems
@@ -252,6 +254,11 @@ def _what_if(baseline: Scenario, overrides: dict[str, Any], assumptions: Assumpt
     return Scenario(WHAT_IF, description, settings, _assumptions_for(settings, assumptions, "--set", WHAT_IF, problems))
 
 
+def _in_forecast(last_actual: pd.Series, horizon: int, library_id: str, label: str) -> bool:
+    """Whether financial year ``label`` is one of this library's forecast years."""
+    return last_actual[library_id] < parse_fy(label) <= horizon
+
+
 def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) -> None:
     """What a scenario names must exist and fall in its forecast: libraries, and dated shocks or
     one-off costs after that library's last actual year and by the horizon (a shock in an actual
@@ -267,9 +274,6 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
         last_actual = latest if cutoff is None else latest.clip(upper=cutoff)
         horizon = scenario.assumptions.horizon
 
-        def outside(library_id: str, label_fy: str) -> bool:
-            return not last_actual[library_id] < parse_fy(label_fy) <= horizon
-
         problems += [Problem(label, None, where + "levers.libraries", f"'{lib}' is not a library_id in libraries.csv")
                      for lib in scenario["levers.libraries"] if lib not in known]
         for key in ("shocks.business_grants", "shocks.building_failures"):
@@ -277,7 +281,7 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
                 library_id, year = row["library_id"], row["financial_year"]
                 if library_id not in known:
                     reason = f"entry {index}: '{library_id}' is not a library_id in libraries.csv"
-                elif outside(library_id, year):
+                elif not _in_forecast(last_actual, horizon, library_id, year):
                     reason = (f"entry {index}: {year} is not a forecast year for {library_id} (after "
                               f"{fy_label(int(last_actual[library_id]))}, up to {fy_label(horizon)})")
                 else:
@@ -286,7 +290,7 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
         if scenario["levers.one_off_cost"] > 0 and scenario["levers.one_off_year"]:
             year = scenario["levers.one_off_year"]
             chosen = [lib for lib in scenario["levers.libraries"] or sorted(known) if lib in known]
-            late = [lib for lib in chosen if outside(lib, year)]
+            late = [lib for lib in chosen if not _in_forecast(last_actual, horizon, lib, year)]
             if late:
                 problems.append(Problem(label, None, where + "levers.one_off_year",
                                         f"{year} is not a forecast year for {', '.join(late[:3])}"
