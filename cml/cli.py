@@ -43,7 +43,7 @@ def inputs_option(command):
 
 
 def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str | None,
-             settings: tuple[str, ...]) -> tuple[Inputs, list[Scenario]]:
+             settings: tuple[str, ...], library_label: str = "--library") -> tuple[Inputs, list[Scenario]]:
     """Inputs and the scenarios to run (a subset when asked).
 
     Every library is always projected, because the contingency fund is one pool: one library's
@@ -52,7 +52,7 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
     """
     inputs = load_inputs(inputs_dir)
     if library_id is not None and library_id not in set(inputs.libraries["library_id"]):
-        raise InputError([Problem("--library", None, library_id, "is not a library_id in libraries.csv")])
+        raise InputError([Problem(library_label, None, library_id, "is not a library_id in libraries.csv")])
     overrides = parse_overrides(settings)
     if library_id is not None and overrides:
         overrides.setdefault("levers.libraries", [library_id])
@@ -169,7 +169,7 @@ def brief(library_id: str, inputs_dir: Path, outputs_dir: Path) -> None:
 
         cml brief anstey --outputs outputs
     """
-    inputs, scenarios = load_run(inputs_dir, (), library_id, ())
+    inputs, scenarios = load_run(inputs_dir, (), library_id, (), library_label="LIBRARY_ID")
     result = build_forecast(inputs, scenarios)
     folder = outputs_dir / "briefings"
     folder.mkdir(parents=True, exist_ok=True)
