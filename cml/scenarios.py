@@ -94,6 +94,17 @@ def flatten(table: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _fy_problem(value: Any, blank_allowed: bool) -> str | None:
+    """Why ``value`` is not a financial year label (``""`` allowed where a setting may be unset)."""
+    if value == "" and blank_allowed:
+        return None
+    try:
+        parse_fy(value)
+    except (ValueError, TypeError):
+        return f"{value!r} is not a financial year written like \"2025/26\"" + (" (or \"\" for none)" if blank_allowed else "")
+    return None
+
+
 def check_value(key: str, value: Any) -> str | None:
     """Why ``value`` is wrong for setting ``key``, or None when it is right."""
     setting = SETTINGS[key]
@@ -111,13 +122,7 @@ def check_value(key: str, value: Any) -> str | None:
             return f"{value!r} is above the maximum {setting.maximum}"
         return None
     if kind in ("fy", "fy_required"):
-        if value == "" and kind == "fy":
-            return None
-        try:
-            parse_fy(value)
-        except (ValueError, TypeError):
-            return f"{value!r} is not a financial year written like \"2025/26\"" + (" (or \"\" for none)" if kind == "fy" else "")
-        return None
+        return _fy_problem(value, blank_allowed=kind == "fy")
     if kind == "fractions":
         ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
                                              for v in value)
@@ -134,8 +139,8 @@ def check_value(key: str, value: Any) -> str | None:
                 return f"entry {index} should have exactly {', '.join(required)} (and optionally source)"
             if "library_id" in row and not isinstance(row["library_id"], str):
                 return f"entry {index}: library_id {row['library_id']!r} should be text"
-            if "financial_year" in row and check_value("fund.opening_year", row["financial_year"]):
-                return f"entry {index}: {row['financial_year']!r} is not a financial year written like \"2025/26\""
+            if "financial_year" in row and (reason := _fy_problem(row["financial_year"], blank_allowed=False)):
+                return f"entry {index}: {reason}"
             amount = row.get("amount", row.get("cost"))
             if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount) or amount < 0:
                 return f"entry {index}: {amount!r} should be a number of pounds, not negative"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from openpyxl import Workbook
+from openpyxl import Workbook, load_workbook
 
 from cml.errors import InputError
-from cml.inputs import load_inputs
+from cml.inputs import Inputs, load_inputs
 from cml.returns import write_template
 
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
@@ -130,9 +130,8 @@ def insert_blank_line_then_break(folder: Path) -> None:
 
 def two_returns_for_one_library(folder: Path) -> None:
     shipped = load_inputs(SHIPPED)
-    (folder / "returns").mkdir()
     for name in ("anstey.xlsx", "anstey-v2.xlsx"):
-        write_template(folder / "returns" / name, "anstey", shipped.lines)
+        blank_return(folder, shipped, name)
 
 
 def zero_byte_workbook(folder: Path) -> None:
@@ -212,15 +211,18 @@ def test_shipped_inputs_are_valid() -> None:
     assert inputs.illustrative
 
 
+def blank_return(folder: Path, shipped: Inputs, name: str = "anstey.xlsx") -> tuple[Path, Workbook]:
+    """A blank return for Anstey in ``folder/returns/``, opened for a test to fill in."""
+    (folder / "returns").mkdir(exist_ok=True)
+    path = folder / "returns" / name
+    write_template(path, "anstey", shipped.lines)
+    return path, load_workbook(path)
+
+
 def test_an_annual_return_replaces_the_csv_rows_it_covers(inputs_dir: Path) -> None:
     """A treasurer's workbook for 2023/24 overrides the CSV figures for that library and year."""
-    from openpyxl import load_workbook
-
     shipped = load_inputs(inputs_dir)
-    (inputs_dir / "returns").mkdir()
-    path = inputs_dir / "returns" / "anstey.xlsx"
-    write_template(path, "anstey", shipped.lines)
-    book = load_workbook(path)
+    path, book = blank_return(inputs_dir, shipped)
     accounts = shipped.accounts[(shipped.accounts["library_id"] == "anstey") & (shipped.accounts["year"] == 2023)]
     for row in accounts.itertuples():
         book["Accounts"].append(["2023/24", row.line, row.amount + (100.0 if row.line == "cafe" else 0.0)])
@@ -238,13 +240,7 @@ def test_an_annual_return_replaces_the_csv_rows_it_covers(inputs_dir: Path) -> N
 
 
 def test_a_bad_cell_in_a_return_names_the_sheet_and_excel_row(inputs_dir: Path) -> None:
-    shipped = load_inputs(inputs_dir)
-    (inputs_dir / "returns").mkdir()
-    path = inputs_dir / "returns" / "anstey.xlsx"
-    write_template(path, "anstey", shipped.lines)
-    from openpyxl import load_workbook
-
-    book = load_workbook(path)
+    path, book = blank_return(inputs_dir, load_inputs(inputs_dir))
     book["Accounts"].append(["2023/24", "cafe", "lots"])
     book.save(path)
     with pytest.raises(InputError) as caught:
