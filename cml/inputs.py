@@ -45,6 +45,7 @@ MODEL_LINES = {  # line: (side, what cml uses it for)
 SIDES = ("income", "expenditure")
 FORECAST_METHODS = ("schedule", "one_off", "trend")
 YES_NO = ("yes", "no")
+MAX_MONTHS = 120  # a reserves policy of more than ten years' spending is a typing slip, not a policy
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ class Column:
     """How one column of an input file is read and checked.
 
     ``kind`` is one of ``text``, ``money`` (pounds, never negative), ``number``, ``count``
-    (whole number >= 0), ``percent`` (0 to 100), ``date`` (ISO), ``fy`` (``2018/19``) or ``choice``.
+    (whole number >= 0), ``percent`` (0 to 100), ``months`` (0 to 120), ``date`` (ISO), ``fy``
+    (``2018/19``) or ``choice``.
     """
 
     name: str
@@ -81,7 +83,7 @@ LIBRARIES = TableSpec(
         Column("lease_type", "choice", LEASE_TYPES),
         Column("lease_start", "date"),
         Column("lease_years", "count"),
-        Column("reserves_target_months", "number"),
+        Column("reserves_target_months", "months"),
         Column("illustrative", "choice", YES_NO),
     ),
     key=("library_id",),
@@ -275,15 +277,17 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         bad = present & ~raw.isin(column.choices)
         _report(bad, raw, label, column.name, "'{value}' is not one of " + ", ".join(column.choices), problems)
         return raw.where(~bad)
-    if column.kind in ("money", "number", "count", "percent"):
+    if column.kind in ("money", "number", "count", "percent", "months"):
         number = pd.to_numeric(raw.str.replace(",", "", regex=False), errors="coerce")
         not_number = present & ~np.isfinite(number.fillna(np.nan))
         _report(not_number, raw, label, column.name, "'{value}' is not a number", problems)
         number = number.where(~not_number)
-        if column.kind in ("money", "count", "percent"):
+        if column.kind in ("money", "count", "percent", "months"):
             _report(number < 0, raw, label, column.name, "'{value}' must not be negative", problems)
         if column.kind == "percent":
             _report(number > 100, raw, label, column.name, "'{value}' is more than 100 per cent", problems)
+        if column.kind == "months":
+            _report(number > MAX_MONTHS, raw, label, column.name, f"'{{value}}' is more than {MAX_MONTHS} months", problems)
         if column.kind == "count":
             _report(present & number.notna() & (number % 1 != 0), raw, label, column.name,
                     "'{value}' must be a whole number", problems)

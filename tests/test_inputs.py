@@ -180,6 +180,8 @@ CASES = {
                                     "assumptions.toml: growth.costs: nan should be a finite number"),
     "two returns for one library": (two_returns_for_one_library,
                                     "returns/anstey.xlsx[Library]:1: B1: 'anstey' also has the return returns/anstey-v2.xlsx"),
+    "negative reserves policy": (set_cell("libraries.csv", 3, "reserves_target_months", "-6"),
+                                 "libraries.csv:3: reserves_target_months: '-6' must not be negative"),
     "reserves that do not reconcile": (add_to_cell("reserves.csv", 3, "unrestricted", 100.0), "reserves.csv:3: unrestricted: closing funds"),
 }
 
