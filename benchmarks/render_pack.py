@@ -9,27 +9,36 @@ differ. It prints
   and pages of plain text, both through one pool that has already started, with the same
   stylesheet, fonts and PDF/UA output. The ratio between them is the cost of charts,
   tables and figures over WeasyPrint's own minimum; the target is at most 1.5;
+* where one briefing's time goes, in this process: drawing its two charts with matplotlib,
+  laying out and writing the whole briefing, the same without its charts, the same without
+  its charts and tables, and a plain document of as many pages;
 * the cost of one briefing's two charts drawn as SVG and as PNG at 150 dpi (see
   ``cml/charts.py`` for why SVG).
 
 Targets (issue 5): pack under 15 s on a 2-core machine, within 1.5x of the floor.
 
-Measured on the 2-core development machine (WeasyPrint 70, 8 scenarios, 112 pages): pack
-14.3 s end to end, 13.1 s on a warm pool; floor 3.6 s; ratio 3.6. The time target is met,
-just; the ratio is not, and cannot be with this floor: a page of plain text costs WeasyPrint
-about 0.05 s here (TECH-NOTES expected 0.1 s a page plus 0.4 s a document), while a briefing
-costs about 0.6 s: 0.2 s to lay out its ~350 table cells, 0.16 s to subset two font faces,
-0.09 s to draw two charts and 0.07 s to paint them. Two measured ways to go faster:
+Measured on the 2-core development machine (WeasyPrint 70, libharfbuzz-subset, 8 scenarios,
+36 documents, 112 pages), 2026-11-24: pack 10.5 s end to end, 9.2 s on a warm pool; floor
+1.8 s; ratio 5.0. The time target is met; the ratio is not, and cannot be while a briefing
+holds what issue 5 asks for. A plain page costs WeasyPrint about 0.03 s here, not the 0.1 s
+(plus 0.4 s a document) the target assumed, so the floor for a three-page briefing is about
+0.08-0.10 s and 1.5x of it is 0.12-0.15 s. One briefing costs 0.45 s: 0.10 s for matplotlib
+to draw its two charts, 0.09 s for WeasyPrint to draw their SVG, 0.21 s to lay out and write
+its 333 table cells (no CSS change moved this: collapsed or separate borders, breaks allowed,
+wrapping, fixed or auto layout all measured within 0.01 s), and 0.05 s for the rest. The
+required charts alone, drawn by matplotlib, take two thirds of the 0.15 s allowance.
 
-* install libharfbuzz-subset (``apt-get install libharfbuzz-subset0``), which WeasyPrint asks
-  for at import: it replaces fontTools subsetting (0.08 s a face a document). Pack 9.8 s,
-  floor 1.7 s (the floor gains the most, so the ratio rises to 5.3);
-* a single font weight (no bold): pack 12.3 s, ratio 3.1, at a cost to legibility: not taken.
+Two measured ways to go faster that were taken or weighed:
+
+* install libharfbuzz-subset (``apt-get install libharfbuzz-subset0``, in ``.ci/run``), which
+  WeasyPrint uses instead of fontTools to subset fonts: pack 14.3 s -> 9.8 s;
+* a single font weight (no bold): pack 12.3 s from 14.3 s, at a cost to legibility: not taken.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, wait
@@ -42,7 +51,17 @@ from cml import __version__
 from cml.charts import CHARTS
 from cml.inputs import load_inputs
 from cml.projection import build_forecast
-from cml.render import briefing_context, make_pool, pack_jobs, render_html, render_pack, run_jobs
+from cml.render import (
+    PDF_VARIANT,
+    briefing_context,
+    job_html,
+    lay_out,
+    make_pool,
+    pack_jobs,
+    render_html,
+    render_pack,
+    run_jobs,
+)
 from cml.scenarios import SCENARIO_FILE, load_scenarios
 
 INPUTS = Path(__file__).resolve().parent.parent / "inputs"
@@ -98,6 +117,44 @@ def warm_up(pool: ProcessPoolExecutor, workers: int) -> None:
     wait([pool.submit(os.getpid) for _ in range(workers * 4)])
 
 
+def mean_seconds(action, items: list) -> float:
+    """Average time of ``action`` over ``items`` after one untimed call warms the caches."""
+    action(items[0])
+    start = time.perf_counter()
+    for item in items[1:]:
+        action(item)
+    return (time.perf_counter() - start) / (len(items) - 1)
+
+
+def without(pattern: str, html: str, replacement: str = "") -> str:
+    """``html`` with every match of ``pattern`` (across lines) replaced."""
+    return re.sub(pattern, replacement, html, flags=re.DOTALL)
+
+
+def briefing_breakdown(forecast, run_info: dict, folder: Path, sample: int = 11) -> None:
+    """Where one briefing's time goes, averaged over ``sample`` briefings in this process."""
+    jobs = list(pack_jobs(forecast, folder / "breakdown", run_info))[1:sample + 1]
+    pdf = folder / "breakdown.pdf"
+
+    def write(html: str) -> None:
+        lay_out(html).write_pdf(pdf, pdf_variant=PDF_VARIANT)
+
+    charts = mean_seconds(lambda job: [CHARTS[name](data) for name, data in job.context["chart_data"].items()],
+                          jobs)
+    full = [job_html(job) for job in jobs]
+    no_charts = [without(r'<img class="chart"[^>]*>', html, '<div style="height: 74mm"></div>') for html in full]
+    no_tables = [without(r"<table.*?</table>", html) for html in no_charts]
+    page_count = len(lay_out(full[0]).pages)
+    rows = [("draw two charts (matplotlib)", charts),
+            ("lay out and write briefing", mean_seconds(write, full)),
+            ("  the same without charts", mean_seconds(write, no_charts)),
+            ("  without charts or tables", mean_seconds(write, no_tables)),
+            (f"plain document, {page_count} pages", mean_seconds(write, [plain_document(page_count)] * sample))]
+    print(f"one briefing, mean of {sample - 1}, {full[0].count('<td') + full[0].count('<th')} table cells:")
+    for label, seconds in rows:
+        print(f"  {label:<34}{seconds:6.3f} s")
+
+
 def chart_formats(forecast, run_info: dict, folder: Path) -> None:
     """Draw one briefing's charts as SVG and as PNG and write each to a PDF, in this process."""
     context = briefing_context(forecast, forecast.libraries["library_id"].iloc[0], run_info)
@@ -133,6 +190,7 @@ def main() -> None:
         print(f"documents {len(paths)}, pages {sum(counts)}, workers {workers}")
         print(f"ratio pack / floor (warm pool): {warm / floor:.2f} (target <= 1.5)")
         print(f"pack end to end: {cold:.2f} s (target < 15 s)")
+        briefing_breakdown(forecast, run_info, folder)
         chart_formats(forecast, run_info, folder)
 
 

@@ -325,8 +325,8 @@ def draw_noise(rng: np.random.Generator, traits: pd.DataFrame) -> Draws:
     growth[:, 0] = 0.0
     cafe = traits["cafe"].to_numpy()
     mix = {}
-    for line in INCOME_MIX_CAFE:
-        base = np.where(cafe, INCOME_MIX_CAFE[line], INCOME_MIX_NO_CAFE[line])
+    for line, with_cafe in INCOME_MIX_CAFE.items():
+        base = np.where(cafe, with_cafe, INCOME_MIX_NO_CAFE[line])
         mix[line] = base * rng.uniform(0.7, 1.3, n)
     total = sum(mix.values())
     mix = {line: share / total for line, share in mix.items()}
