@@ -291,9 +291,14 @@ def portfolio_reserves_chart(data: dict, fmt: str = "svg") -> Chart:
     """
     labels = data["financial_year"]
     figure, ax = _figure(2.7)
-    for (scenario, totals), (colour, style, marker) in zip(data["series"].items(), cycle(SCENARIO_STYLES)):
+    count = len(data["series"])
+    for i, ((scenario, totals), (colour, style, marker)) in enumerate(
+            zip(data["series"].items(), cycle(SCENARIO_STYLES))):
+        # Each line a little thinner than the one before and drawn over it, so a scenario whose
+        # totals equal an earlier one's shows as a thin line inside a thicker one instead of vanishing.
         ax.plot(range(len(labels)), totals, color=colour, linestyle=style, marker=marker,
-                markersize=3, linewidth=1.6, label=scenario)
+                markersize=3, linewidth=1.2 + 1.8 * (count - i) / count,
+                label=scenario, zorder=2 + i)
     ax.axhline(0, color="#000000", linewidth=0.8)
     _forecast_region(ax, _actual_flags(labels, data["last_actual_year"]))
     _year_axis(ax, labels)

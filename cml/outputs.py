@@ -22,9 +22,8 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from cml import __version__
-from cml.fy import fy_label
 from cml.inputs import Inputs
-from cml.projection import Forecast
+from cml.projection import Forecast, option_comparison
 from cml.scenarios import BASELINE
 
 PROJECTION_COLUMNS = [
@@ -42,7 +41,7 @@ FUND_COLUMNS = ["scenario", "financial_year", "opening", "top_ups", "payments", 
 SUMMARY_COLUMNS = [
     "scenario", "library_id", "name", "rag_now", "months_of_cover_now", "last_grant_year",
     "months_of_cover_at_grant_end", "run_out_year", "horizon_closing_reserves", "horizon_free_reserves",
-    "annual_gap", "council_cost",
+    "annual_gap", "annual_gap_years", "council_cost",
 ]
 MONEY_FORMAT = '£#,##0;[Red](£#,##0);"-"'
 MONTHS_FORMAT = "0.0"
@@ -72,40 +71,6 @@ def scenario_comparison(forecast: Forecast) -> pd.DataFrame:
     table = table.join(claims, on=keys)
     table[["fund_claims_paid", "fund_claims_unmet"]] = table[["fund_claims_paid", "fund_claims_unmet"]].fillna(0.0)
     return table
-
-
-def option_comparison(forecast: Forecast) -> pd.DataFrame:
-    """One row per scenario, the figures an officer needs to write an options appraisal: libraries
-    at risk in the first forecast year and at the horizon, when reserves run out, when the
-    contingency fund is exhausted, and the council's cost over the forecast years."""
-    keys = ["scenario", "library_id", "year"]
-    forecast_rows = forecast.projection[forecast.projection["actual_or_forecast"] == "forecast"]
-    first_year = forecast_rows.groupby("scenario")["year"].min()
-    first = forecast_rows[forecast_rows["year"] == forecast_rows["scenario"].map(first_year)]
-    horizon = forecast.projection[forecast.projection["year"] == forecast.projection.groupby("scenario")["year"].transform("max")]
-    costs = forecast.council.merge(forecast_rows[keys], on=keys)
-    by_component = costs.pivot_table(index="scenario", columns="component", values="amount", aggfunc="sum", fill_value=0.0)
-    fund = forecast.fund.merge(first_year.rename("first_year"), left_on="scenario", right_index=True)
-    dry = fund[(fund["closing"] <= 0.005) | (fund["unmet"] > 0.005)].groupby("scenario")["financial_year"].first()
-    table = forecast.scenarios.set_index("scenario")[["description"]].copy()
-    table["first_forecast_year"] = first_year.map(fy_label)
-    table["at_risk_first_forecast_year"] = first[first["rag"] != "Green"].groupby("scenario").size()
-    table["red_at_horizon"] = horizon[horizon["rag"] == "Red"].groupby("scenario").size()
-    table["libraries_running_out"] = forecast.summary[forecast.summary["run_out_year"].notna()].groupby("scenario").size()
-    table["fund_exhausted_in"] = dry.reindex(table.index).fillna("not within horizon")
-    forecast_fund = fund[fund["year"] >= fund["first_year"]].groupby("scenario")[["payments", "unmet"]].sum()
-    table["fund_paid_in_forecast"] = forecast_fund["payments"]
-    table["fund_claims_unmet"] = forecast_fund["unmet"]
-    table = table.join(by_component.add_prefix("council_cost_"))
-    cost_columns = [c for c in table.columns if c.startswith("council_cost_")]
-    table["council_cost_total"] = table[cost_columns].sum(axis=1)
-    years = forecast_rows.groupby("scenario")["year"].nunique()
-    table["council_cost_per_year"] = table["council_cost_total"] / years
-    table["horizon_free_reserves"] = horizon.groupby("scenario")["free_reserves"].sum()
-    table["change_from_baseline"] = table["horizon_free_reserves"] - table.loc[BASELINE, "horizon_free_reserves"]
-    counts = ["at_risk_first_forecast_year", "red_at_horizon", "libraries_running_out"]
-    table[counts] = table[counts].fillna(0).astype(int)
-    return table.fillna(0.0).reset_index()
 
 
 def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:

@@ -39,11 +39,12 @@ from cml.adjustments import (
 from cml.checks import assert_reconciles
 from cml.fund import simulate_fund
 from cml.fy import fy_end, fy_label, fy_of_dates
-from cml.inputs import CONTINGENCY_GRANT, Inputs
+from cml.inputs import CONTINGENCY_GRANT, Assumptions, Inputs
 from cml.scenarios import BASELINE, Scenario
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
 RAG_ORDER = ("Red", "Amber", "Green")
+NOT_WITHIN_HORIZON = "not within horizon"  # the options table's word for a fund that never runs dry
 GAP_YEARS = 3  # the annual gap is averaged over this many forecast years without the taper grant
 COUNCIL_COMPONENTS = ("council_grant", "fund_payments", "running_costs", "fabric_repairs", "lease_fees")
 
@@ -65,6 +66,7 @@ class Forecast:
     claims: pd.DataFrame
     fund: pd.DataFrame
     leases: pd.DataFrame
+    assumptions: Assumptions
     settings: dict[str, dict] = field(default_factory=dict)
     checks: tuple = ()
 
@@ -266,7 +268,9 @@ def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.Dat
     after_grant = projection[(projection["actual_or_forecast"] == "forecast") & (projection["council_grant"] == 0)]
     first_after = after_grant.groupby(keys).head(GAP_YEARS)
     own_income = first_after["income"] - first_after["fund_support"]
-    gap = (first_after["expenditure"] - own_income).groupby([first_after[k] for k in keys]).mean()
+    gap_groups = [first_after[k] for k in keys]
+    gap = (first_after["expenditure"] - own_income).groupby(gap_groups).mean()
+    gap_years = first_after["financial_year"].groupby(gap_groups).agg(["first", "last"])
     summary = horizon[["name"]].copy()
     summary["rag_now"] = now["rag"]
     summary["months_of_cover_now"] = now["months_of_cover"]
@@ -277,6 +281,7 @@ def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.Dat
     summary["horizon_closing_reserves"] = horizon["closing_reserves"]
     summary["horizon_free_reserves"] = horizon["free_reserves"]
     summary["annual_gap"] = gap.reindex(summary.index)
+    summary["annual_gap_years"] = (gap_years["first"] + " to " + gap_years["last"]).reindex(summary.index)
     forecast_years = projection.loc[projection["actual_or_forecast"] == "forecast", keys + ["year"]]
     council_forecast = council.merge(forecast_years, on=keys + ["year"])
     summary["council_cost"] = council_forecast.groupby(keys)["amount"].sum().reindex(summary.index, fill_value=0.0)
@@ -305,6 +310,40 @@ def portfolio_by_year(projection: pd.DataFrame, council: pd.DataFrame, fund: pd.
     portfolio = counts.join(money).join(cost).join(ledger)
     portfolio[cost.columns] = portfolio[cost.columns].fillna(0.0)
     return portfolio.reset_index()
+
+
+def option_comparison(forecast: Forecast) -> pd.DataFrame:
+    """One row per scenario, the figures an officer needs to write an options appraisal: libraries
+    at risk in the first forecast year and at the horizon, when reserves run out, when the
+    contingency fund is exhausted, and the council's cost over the forecast years."""
+    keys = ["scenario", "library_id", "year"]
+    forecast_rows = forecast.projection[forecast.projection["actual_or_forecast"] == "forecast"]
+    first_year = forecast_rows.groupby("scenario")["year"].min()
+    first = forecast_rows[forecast_rows["year"] == forecast_rows["scenario"].map(first_year)]
+    horizon = forecast.projection[forecast.projection["year"] == forecast.projection.groupby("scenario")["year"].transform("max")]
+    costs = forecast.council.merge(forecast_rows[keys], on=keys)
+    by_component = costs.pivot_table(index="scenario", columns="component", values="amount", aggfunc="sum", fill_value=0.0)
+    fund = forecast.fund.merge(first_year.rename("first_year"), left_on="scenario", right_index=True)
+    dry = fund[(fund["closing"] <= 0.005) | (fund["unmet"] > 0.005)].groupby("scenario")["financial_year"].first()
+    table = forecast.scenarios.set_index("scenario")[["description"]].copy()
+    table["first_forecast_year"] = first_year.map(fy_label)
+    table["at_risk_first_forecast_year"] = first[first["rag"] != "Green"].groupby("scenario").size()
+    table["red_at_horizon"] = horizon[horizon["rag"] == "Red"].groupby("scenario").size()
+    table["libraries_running_out"] = forecast.summary[forecast.summary["run_out_year"].notna()].groupby("scenario").size()
+    table["fund_exhausted_in"] = dry.reindex(table.index).fillna(NOT_WITHIN_HORIZON)
+    forecast_fund = fund[fund["year"] >= fund["first_year"]].groupby("scenario")[["payments", "unmet"]].sum()
+    table["fund_paid_in_forecast"] = forecast_fund["payments"]
+    table["fund_claims_unmet"] = forecast_fund["unmet"]
+    table = table.join(by_component.add_prefix("council_cost_"))
+    cost_columns = [c for c in table.columns if c.startswith("council_cost_")]
+    table["council_cost_total"] = table[cost_columns].sum(axis=1)
+    years = forecast_rows.groupby("scenario")["year"].nunique()
+    table["council_cost_per_year"] = table["council_cost_total"] / years
+    table["horizon_free_reserves"] = horizon.groupby("scenario")["free_reserves"].sum()
+    table["change_from_baseline"] = table["horizon_free_reserves"] - table.loc[BASELINE, "horizon_free_reserves"]
+    counts = ["at_risk_first_forecast_year", "red_at_horizon", "libraries_running_out"]
+    table[counts] = table[counts].fillna(0).astype(int)
+    return table.fillna(0.0).reset_index()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,6 +473,7 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
         pd.DataFrame(columns=["scenario", "library_id", "name", "year", "financial_year", "kind", "claimed", "paid", "unmet"]),
         fund=fund,
         leases=stack("leases"),
+        assumptions=baseline_assumptions,
         settings={s.name: dict(s.settings) for s in scenarios},
     )
     return replace(forecast, checks=tuple(assert_reconciles(forecast, inputs)))

@@ -48,15 +48,14 @@ from urllib.request import url2pathname
 import click
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from cml.fy import parse_fy
+from cml.fy import fy_end, fy_label, parse_fy
+from cml.projection import NOT_WITHIN_HORIZON, Forecast, option_comparison
 from cml.scenarios import BASELINE
 
 if TYPE_CHECKING:
     import pandas as pd
     from weasyprint.document import Document
     from weasyprint.urls import URLFetcher
-
-    from cml.projection import Forecast
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = "base.css"
@@ -65,6 +64,7 @@ WORKER_RECYCLE_AFTER = 200  # documents; a past WeasyPrint release leaked memory
 FOOTER_CHECKSUM_CHARACTERS = 12  # enough to tell two runs' inputs apart; run.json keeps all 64
 PORTFOLIO_TOLERANCE_POUNDS = 0.01  # sums of the same floats in another order differ by far less
 RAG_ORDER = ("Red", "Amber", "Green")
+PRIORITY_YEARS = 3  # the report asks officers to see first the libraries that run out within this many forecast years
 PORTFOLIO_MONEY = ("council_grant", "income", "expenditure", "deficit", "closing_reserves", "free_reserves")
 COUNCIL_COST = "council_cost_"  # prefix of the portfolio's council spending columns, one per component
 RAG_SYMBOLS = {"Red": "\u2716", "Amber": "\u25b2", "Green": "\u2714"}  # heavy x, triangle, tick
@@ -115,16 +115,21 @@ def money(value: float) -> str:
     return "£" + _bracketed(pounds, f"{abs(pounds):,.0f}")
 
 
-def months(value: float) -> str:
-    """Months of cover to one decimal place; a dash when there was no spending to cover.
+def months(value: float, unit: bool = False) -> str:
+    """Months of cover to one decimal place, with "months" after it when ``unit``.
 
-    >>> months(4.25), months(-1.04), months(float("nan"))
-    ('4.3', '(1.0)', '–')
+    "none" when free reserves are below zero: negative months of cover mean nothing to a
+    reader, and the free reserves beside them show the shortfall. A dash when there was no
+    spending to cover.
+
+    >>> months(4.25), months(4.25, unit=True), months(-1.04, unit=True), months(float("nan"))
+    ('4.3', '4.3 months', 'none', '–')
     """
     if value is None or math.isnan(value):
         return "–"
-    rounded = _half_up(value, 1)
-    return _bracketed(rounded, f"{abs(rounded):.1f}")
+    if value < 0:
+        return "none"
+    return f"{_half_up(value, 1):.1f}" + (" months" if unit else "")
 
 
 def pct(fraction: float) -> str:
@@ -169,6 +174,12 @@ def rag_badge(rag: str) -> str:
 # Contexts: plain data for one document, built in the parent
 
 
+def rag_rule(forecast: Forecast) -> dict:
+    """The months of cover below which a library is Red or Amber, as the notes state the rule."""
+    return {"red_below_months": forecast.assumptions.red_below_months,
+            "amber_below_months": forecast.assumptions.amber_below_months}
+
+
 def run_context(run_info: dict) -> dict:
     """The run facts every page footer carries (the inputs checksum shortened to fit)."""
     return {
@@ -190,21 +201,25 @@ def _scenarios(forecast: Forecast) -> list[str]:
     return sorted(names, key=lambda name: name != BASELINE)
 
 
-def why_sentence(last_grant_year: str, last_actual_year: str, annual_gap: float, runs_out: bool) -> str:
+def why_sentence(last_grant_year: str, last_actual_year: str, annual_gap: float, gap_years: str,
+                 runs_out: bool) -> str:
     """The one sentence that says why reserves move, from the grant's end and the yearly gap.
 
     ``annual_gap`` is spending less the library's own income (contingency fund payments left
-    out) averaged over the first three forecast years without grant, so a library can be in
+    out) averaged over ``gap_years``, the first three forecast years without grant. The
+    sentence names those years, so a reader can find them in the table; a library can be in
     surplus then and still run out later, as costs outgrow income.
 
-    >>> why_sentence("2021/22", "2023/24", 2300.4, True)
-    'The council grant ended in 2021/22; costs exceed income by £2,300 a year.'
-    >>> why_sentence("2021/22", "2023/24", -150, True)  # doctest: +NORMALIZE_WHITESPACE
-    'The council grant ended in 2021/22;
-     income exceeds costs by £150 a year at first, but later years fall into deficit.'
-    >>> why_sentence("2025/26", "2023/24", -150, False)
-    'The council grant ends in 2025/26; after that, income is forecast to exceed costs by £150 a year.'
-    >>> why_sentence("2034/35", "2023/24", float("nan"), False)  # no forecast year without grant
+    >>> why_sentence("2021/22", "2023/24", 2300.4, "2024/25 to 2026/27", True)  # doctest: +NORMALIZE_WHITESPACE
+    "The council grant ended in 2021/22; spending is forecast to exceed the library's own income
+     by an average of £2,300 a year over 2024/25 to 2026/27."
+    >>> why_sentence("2021/22", "2023/24", -150, "2024/25 to 2026/27", True)  # doctest: +NORMALIZE_WHITESPACE
+    "The council grant ended in 2021/22; the library's own income is forecast to exceed its spending
+     by an average of £150 a year over 2024/25 to 2026/27, but later years fall into deficit."
+    >>> why_sentence("2025/26", "2023/24", -150, "2026/27 to 2028/29", False)  # doctest: +NORMALIZE_WHITESPACE
+    "The council grant ends in 2025/26; after that, the library's own income is forecast to exceed
+     its spending by an average of £150 a year over 2026/27 to 2028/29."
+    >>> why_sentence("2034/35", "2023/24", float("nan"), None, False)  # no forecast year without grant
     'The council grant continues to 2034/35, the end of the forecast.'
     """
     if math.isnan(annual_gap):
@@ -212,14 +227,13 @@ def why_sentence(last_grant_year: str, last_actual_year: str, annual_gap: float,
     ended = parse_fy(last_grant_year) <= parse_fy(last_actual_year)
     grant = f"The council grant {'ended' if ended else 'ends'} in {last_grant_year}"
     after = "" if ended else "after that, "
+    average = f"by an average of {money(abs(annual_gap))} a year over {gap_years}"
     if annual_gap > 0:
-        verb = "exceed" if ended else "are forecast to exceed"
-        balance = f"costs {verb} income by {money(annual_gap)} a year"
+        balance = f"spending is forecast to exceed the library's own income {average}"
     else:
-        verb = "exceeds" if ended else "is forecast to exceed"
-        balance = f"income {verb} costs by {money(-annual_gap)} a year"
+        balance = f"the library's own income is forecast to exceed its spending {average}"
         if runs_out:
-            balance += " at first, but later years fall into deficit"
+            balance += ", but later years fall into deficit"
     return f"{grant}; {after}{balance}."
 
 
@@ -227,10 +241,11 @@ def _year_rows(projection: pd.DataFrame) -> list[dict]:
     """The year-by-year table: one plain row per financial year."""
     rows = projection.assign(
         actual=projection["actual_or_forecast"] == "actual",
-        non_grant_income=projection["income"] - projection["council_grant"],
+        own_and_other_income=projection["income"] - projection["council_grant"] - projection["fund_support"],
         rag_badge=projection["rag"].map(rag_badge),
     )
-    return _records(rows[["year", "financial_year", "actual", "council_grant", "non_grant_income", "income",
+    return _records(rows[["year", "financial_year", "actual", "council_grant", "fund_support", "own_and_other_income",
+                          "income",
                           "expenditure", "surplus", "closing_reserves", "free_reserves", "reserves_target",
                           "months_of_cover", "rag", "rag_badge"]])
 
@@ -246,17 +261,49 @@ def _income_by_group(lines: pd.DataFrame, years: list[int]) -> dict[str, list[fl
             for group in order}
 
 
-def _lease(library: dict, lease_security_years: float) -> dict:
-    """Lease facts, and whether the years left meet what external funders ask for."""
+def year_ranges(labels: list[str]) -> str:
+    """Financial years as a reader lists them: consecutive years joined into a range.
+
+    >>> year_ranges(["2024/25", "2025/26", "2026/27", "2029/30"])
+    '2024/25 to 2026/27, 2029/30'
+    >>> year_ranges([])
+    ''
+    """
+    runs: list[list[int]] = []
+    for year in sorted(parse_fy(label) for label in labels):
+        if runs and year == runs[-1][-1] + 1:
+            runs[-1].append(year)
+        else:
+            runs.append([year])
+    return ", ".join(fy_label(run[0]) if len(run) == 1 else f"{fy_label(run[0])} to {fy_label(run[-1])}"
+                     for run in runs)
+
+
+def _lease(library: dict, forecast: Forecast) -> dict:
+    """Lease facts at the latest accounts, and what the baseline assumes after them: the years
+    the lease is extended (each with fees) and the years it is too short for external funders
+    (when part of the library's other grants is assumed lost)."""
+    settings = forecast.settings[BASELINE]
+    security_years = settings["funders.min_lease_years"]
     remaining = float(library["lease_years_remaining"])
+    leases = forecast.leases
+    path = leases[(leases["scenario"] == BASELINE) & (leases["library_id"] == library["library_id"])
+                  & (leases["year"] > parse_fy(library["last_actual_year"]))].sort_values("year")
     return {
         "type": LEASE_TYPE_LABELS.get(library["lease_type"], library["lease_type"]),
         "start": long_date(library["lease_start"]),
         "end": long_date(library["lease_end"]),
-        "as_of": long_date(date(parse_fy(library["last_actual_year"]) + 1, 3, 31)),
+        "as_of": long_date(fy_end(parse_fy(library["last_actual_year"]))),
         "years_remaining": remaining,
-        "security_years": lease_security_years,
-        "secure": remaining >= lease_security_years,
+        "security_years": security_years,
+        "secure": remaining >= security_years,
+        "extension_years": settings["lease.extension_years"],
+        "threshold_years": settings["lease.threshold_years"],
+        "extension_fees": settings["lease.library_fees"],
+        "extended_in": year_ranges(path.loc[path["extended"], "financial_year"].tolist()),
+        "short_in": year_ranges(path.loc[path["lease_years_remaining"] < security_years, "financial_year"].tolist()),
+        "grants_lost_share": settings["funders.other_grants_lost_share"],
+        "horizon_years_remaining": float(path["lease_years_remaining"].iloc[-1]),
     }
 
 
@@ -282,11 +329,13 @@ def _scenario_rows(forecast: Forecast, library_id: str) -> list[dict]:
     summaries = forecast.summary[forecast.summary["library_id"] == library_id].set_index("scenario")
     rows = forecast.projection[forecast.projection["library_id"] == library_id]
     at_horizon = rows.sort_values("year").groupby("scenario").tail(1).set_index("scenario")["rag"]
+    descriptions = forecast.scenarios.set_index("scenario")["description"]
     table = []
     for name in _scenarios(forecast):
         summary = summaries.loc[name]
         table.append({
-            "label": readable(name), "rag": at_horizon[name], "rag_badge": rag_badge(at_horizon[name]),
+            "label": readable(name), "description": descriptions[name],
+            "rag": at_horizon[name], "rag_badge": rag_badge(at_horizon[name]),
             "run_out_year": summary["run_out_year"], "horizon_closing_reserves": summary["horizon_closing_reserves"],
             "horizon_free_reserves": summary["horizon_free_reserves"], "council_cost": summary["council_cost"],
         })
@@ -320,6 +369,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
         "library": {"name": library["name"],
                     "transfer_date": long_date(library["transfer_date"]),
                     "reserves_target_months": float(library["reserves_target_months"])},
+        "rag_rule": rag_rule(forecast),
         "headline": {
             "rag": baseline["rag_now"],
             "rag_badge": rag_badge(baseline["rag_now"]),
@@ -329,12 +379,12 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
             "last_grant_year": baseline["last_grant_year"],
             "months_at_grant_end": baseline["months_of_cover_at_grant_end"],
             "why": why_sentence(baseline["last_grant_year"], library["last_actual_year"], baseline["annual_gap"],
-                                runs_out=baseline["run_out_year"] is not None),
+                                baseline["annual_gap_years"], runs_out=baseline["run_out_year"] is not None),
         },
         "years": years,
         "scenarios": _scenario_rows(forecast, library_id),
         "trustees": _trustee_rows(trustees, projection),
-        "lease": _lease(library, forecast.settings[BASELINE]["funders.min_lease_years"]),
+        "lease": _lease(library, forecast),
         "chart_data": {
             "reserves": {**chart_years, **{key: [r[key] for r in years]
                                            for key in ("free_reserves", "closing_reserves", "reserves_target")},
@@ -405,18 +455,25 @@ def _council_components(portfolio: pd.DataFrame) -> list[str]:
 
 
 def _scenario_context(name: str, description: str, portfolio: pd.DataFrame, summary: pd.DataFrame,
-                      last_actual_year: str, components: list[str]) -> dict:
+                      last_actual_year: str, option: pd.Series, components: list[str]) -> dict:
     """One scenario's portfolio figures from the latest accounts to the horizon, and its totals.
 
-    Totals "over the forecast" add the years after ``last_actual_year``.
+    Totals "over the forecast" add the years after ``last_actual_year``. ``option`` is the
+    scenario's row of :func:`cml.projection.option_comparison`; its first forecast year is the
+    scenario's own (a re-run of an earlier review forecasts years that have accounts).
     """
+    first_forecast_year = option["first_forecast_year"]
     rows = _records(portfolio[portfolio["year"] >= parse_fy(last_actual_year)].sort_values("year"))
+    for row in rows:
+        row["actual"] = row["year"] < parse_fy(first_forecast_year)
     forecast_years = rows[1:]
     run_outs = summary["run_out_year"].dropna()
     return {
         "name": name,
         "label": readable(name),
         "description": description,
+        "first_forecast_year": first_forecast_year,
+        "fund_exhausted_in": None if option["fund_exhausted_in"] == NOT_WITHIN_HORIZON else option["fund_exhausted_in"],
         "years": rows,
         "now": rows[0],
         "horizon": rows[-1],
@@ -451,6 +508,25 @@ def _library_rows(forecast: Forecast, scenarios: list[str]) -> list[dict]:
     return sorted(rows, key=lambda r: (parse_fy(r["run_out_years"][0]) if r["run_out_years"][0] else never, r["name"]))
 
 
+def _priority(libraries: list[dict], by_year: str) -> list[dict]:
+    """Libraries whose free reserves run out by ``by_year`` on the baseline (the first run-out
+    year in each appendix row), soonest first: who a support officer should see first."""
+    return [{"name": row["name"], "run_out_year": row["run_out_years"][0]} for row in libraries
+            if row["run_out_years"][0] and parse_fy(row["run_out_years"][0]) <= parse_fy(by_year)]
+
+
+def _fund_rules(forecast: Forecast) -> dict:
+    """How the contingency fund starts and when a library may claim, on the baseline."""
+    settings = forecast.settings[BASELINE]
+    ledger = forecast.fund[forecast.fund["scenario"] == BASELINE].sort_values("year")
+    first = ledger.iloc[0]
+    return {"opening_year": first["financial_year"], "opening_balance": first["opening"],
+            "first_payments": first["payments"], "first_closing": first["closing"],
+            "floor_months": settings["fund.reserves_floor_months"], "cap_per_claim": settings["fund.cap_per_claim"],
+            "cap_per_library": settings["fund.cap_per_library"],
+            "pays_building_failures": settings["fund.pays_building_failures"]}
+
+
 def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
     """Everything the portfolio report shows, as plain data, after checking it adds up."""
     check_portfolio_totals(forecast)
@@ -459,15 +535,19 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
     last_actual_year = _fy_range(libraries["last_actual_year"])[0]
     descriptions = forecast.scenarios.set_index("scenario")["description"]
     components = _council_components(forecast.portfolio)
+    options = option_comparison(forecast).set_index("scenario")
     by_scenario = [
         _scenario_context(name, descriptions[name], forecast.portfolio[forecast.portfolio["scenario"] == name],
-                          forecast.summary[forecast.summary["scenario"] == name], last_actual_year, components)
+                          forecast.summary[forecast.summary["scenario"] == name], last_actual_year,
+                          options.loc[name], components)
         for name in scenarios
     ]
     baseline = by_scenario[0]
     every_year = forecast.portfolio[forecast.portfolio["scenario"] == BASELINE].sort_values("year")
     labels = every_year["financial_year"].tolist()
     transfer_years = libraries["transfer_date"].dt.year
+    library_rows = _library_rows(forecast, scenarios)
+    priority_by = fy_label(parse_fy(baseline["first_forecast_year"]) + PRIORITY_YEARS - 1)
     return {
         "title": "Community Managed Libraries: sustainability forecast",
         "footer_title": "Community Managed Libraries: portfolio report",
@@ -476,12 +556,17 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
         "last_actual_year": last_actual_year,
         "first_forecast_year": baseline["years"][1]["financial_year"],
         "libraries_count": len(libraries),
+        "rag_rule": rag_rule(forecast),
+        "fund": _fund_rules(forecast),
+        "lease_threshold_years": forecast.settings[BASELINE]["lease.threshold_years"],
         "transfers": {"first": int(transfer_years.min()), "last": int(transfer_years.max())},
         "last_grant_years": _fy_range(libraries["last_grant_year"]),
         "share_at_risk_now": (baseline["now"]["libraries_red"] + baseline["now"]["libraries_amber"]) / len(libraries),
         "council_components": [readable(component) for component in components],
         "scenarios": by_scenario,
-        "libraries": _library_rows(forecast, scenarios),
+        "libraries": library_rows,
+        "priority": _priority(library_rows, priority_by),
+        "priority_by": priority_by,
         "chart_data": {
             "rag": {"financial_year": labels, "scenario": baseline["label"], "last_actual_year": last_actual_year,
                     **{status: every_year[f"libraries_{status.lower()}"].tolist() for status in RAG_ORDER}},

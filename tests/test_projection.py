@@ -12,17 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cml.checks import reserves_corkscrew
-from cml.inputs import load_inputs
 from cml.projection import build_forecast as build_all
+from cml.projection import option_comparison
 from cml.scenarios import load_scenarios
 
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
 CASES = tomllib.loads((Path(__file__).parent / "cases" / "hand_checked.toml").read_text())["case"]
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    return load_inputs(SHIPPED)
 
 
 @pytest.fixture(scope="module")
@@ -109,3 +104,12 @@ def test_reserves_roll_forward_whatever_the_assumptions(inputs, cost_growth, inc
     assert reserves_corkscrew(forecast.projection).abs().max() < 1e-6
     portfolio_total = forecast.portfolio["closing_reserves"].sum()
     assert portfolio_total == pytest.approx(forecast.projection["closing_reserves"].sum())
+
+
+def test_options_table_reconciles_to_the_libraries(scenario_forecast):
+    """The options appraisal's council cost is the sum of the libraries' council cost, per scenario."""
+    options = option_comparison(scenario_forecast).set_index("scenario")
+    per_library = scenario_forecast.summary.groupby("scenario")["council_cost"].sum()
+    assert (options["council_cost_total"] - per_library.reindex(options.index)).abs().max() < 0.01
+    assert options.loc["option_3", "fund_exhausted_in"] == "not within horizon"
+    assert options.loc["option_1", "change_from_baseline"] > 0

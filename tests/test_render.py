@@ -18,6 +18,7 @@ import jinja2
 import pytest
 from pypdf import PdfReader
 
+from cml.fy import parse_fy
 from cml.inputs import Inputs, load_inputs
 from cml.projection import build_forecast
 from cml.render import (
@@ -42,6 +43,7 @@ from cml.render import (
     slugify,
     template_environment,
     template_url_fetcher,
+    year_ranges,
 )
 from cml.scenarios import SCENARIO_FILE, load_scenarios
 
@@ -123,7 +125,8 @@ def pdf_text(path: Path) -> str:
 
 def table_row(row) -> str:
     """A year of the projection as the briefing's table prints it."""
-    figures = [row["council_grant"], row["income"] - row["council_grant"], row["income"], row["expenditure"],
+    own_and_other = row["income"] - row["council_grant"] - row["fund_support"]
+    figures = [row["council_grant"], row["fund_support"], own_and_other, row["income"], row["expenditure"],
                row["surplus"], row["closing_reserves"], row["free_reserves"]]
     return " ".join([row["financial_year"], *map(money, figures), months(row["months_of_cover"]),
                      rag_badge(row["rag"])])
@@ -135,10 +138,10 @@ def test_briefing_headline_and_table_match_the_projection(forecast, briefed_libr
     rows = forecast.projection[(forecast.projection["scenario"] == BASELINE)
                                & (forecast.projection["library_id"] == briefed_library)]
     assert f"Reserves run out in {summary['run_out_year']}" in text
-    assert f"Months of cover now {months(summary['months_of_cover_now'])} months" in text
-    assert f"({summary['last_grant_year']}) {months(summary['months_of_cover_at_grant_end'])} months" in text
+    assert f"Months of cover now {months(summary['months_of_cover_now'], unit=True)}" in text
+    assert f"({summary['last_grant_year']}) {months(summary['months_of_cover_at_grant_end'], unit=True)}" in text
     assert f"The council grant ended in {summary['last_grant_year']};" in text
-    assert f"by {money(abs(summary['annual_gap']))} a year" in text
+    assert f"by an average of {money(abs(summary['annual_gap']))} a year over {summary['annual_gap_years']}" in text
     latest_accounts = rows[rows["actual_or_forecast"] == "actual"].iloc[-1]
     assert table_row(latest_accounts) in text
     assert table_row(rows.iloc[-1]) in text
@@ -206,6 +209,55 @@ def test_lease_facts_against_the_funders_threshold(forecast, briefed_library: st
     stricter = dataclasses.replace(forecast, settings={**forecast.settings, "baseline": {
         **forecast.settings["baseline"], "funders.min_lease_years": remaining + 1}})
     assert not briefing_context(stricter, briefed_library, RUN_INFO)["lease"]["secure"]
+
+
+def test_lease_facts_name_the_baseline_extensions_and_short_years(forecast, briefed_library: str,
+                                                                   briefing: Path) -> None:
+    """The lease section reports the baseline's own lease path: the years a lease is extended
+    (each with fees) and the years it is short of funders' security."""
+    library = forecast.libraries.set_index("library_id").loc[briefed_library]
+    leases = forecast.leases
+    path = leases[(leases["scenario"] == BASELINE) & (leases["library_id"] == briefed_library)
+                  & (leases["year"] > parse_fy(library["last_actual_year"]))]
+    lease = briefing_context(forecast, briefed_library, RUN_INFO)["lease"]
+    extended = path.loc[path["extended"], "financial_year"].tolist()
+    assert extended, "the shipped status quo extends every lease at least once"
+    assert year_ranges(extended) == lease["extended_in"]
+    lines = forecast.lines
+    fees = lines[(lines["scenario"] == BASELINE) & (lines["library_id"] == briefed_library)
+                 & (lines["line"] == "lease_fees")]
+    assert sorted(fees["financial_year"]) == sorted(extended)  # each extension the briefing lists is paid for
+    assert fees["amount"].sum() == pytest.approx(len(extended) * lease["extension_fees"])
+    short = path.loc[path["lease_years_remaining"] < lease["security_years"], "financial_year"].tolist()
+    assert year_ranges(short) == lease["short_in"]
+    text = pdf_text(briefing)
+    assert f"Extensions in this forecast {lease['extended_in']}" in text
+    assert f"{money(lease['extension_fees'])} of fees" in text
+
+
+def test_portfolio_recommends_the_libraries_that_run_out_soonest(forecast) -> None:
+    """Recommendation (d) names every library whose free reserves run out within three
+    forecast years on the baseline, and no other; (b) gives the year the fund runs out."""
+    context = portfolio_context(forecast, RUN_INFO)
+    by = parse_fy(context["first_forecast_year"]) + 2
+    summary = forecast.summary[forecast.summary["scenario"] == BASELINE]
+    soon = summary[summary["run_out_year"].map(lambda y: y is not None and parse_fy(y) <= by)]
+    assert soon["name"].tolist(), "the shipped data has libraries that run out within three years"
+    assert sorted(p["name"] for p in context["priority"]) == sorted(soon["name"])
+    html = job_html(Job("portfolio.html", context, Path("unused.pdf")))
+    for name, year in soon[["name", "run_out_year"]].itertuples(index=False):
+        assert f"{name} ({year})" in html
+    assert f"contingency fund runs out in {context['scenarios'][0]['fund_exhausted_in']}" in html
+
+
+def test_a_rerun_from_earlier_accounts_is_not_shown_as_accounts(forecast) -> None:
+    """The Covid 2020 re-run forecasts 2023/24, so the portfolio must not call that row accounts."""
+    context = portfolio_context(forecast, RUN_INFO)
+    first_rows = {s["name"]: s["years"][0]["actual"] for s in context["scenarios"]}
+    assert first_rows[BASELINE] is True
+    assert first_rows["covid_2020_rerun"] is False
+    html = job_html(Job("portfolio.html", context, Path("unused.pdf")))
+    assert "(forecast, not accounts, under Covid 2020 rerun)" in html
 
 
 # ---------------------------------------------------------------------------------------------
