@@ -469,12 +469,14 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
 
 
 def check_coverage(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
-    """Every year of accounts has closing reserves and the reverse, with no gaps and nothing
-    before the transfer: a year with half its figures would be projected from silently wrong numbers."""
+    """Every year of accounts has closing reserves and the reverse, with no gaps, and nothing
+    (accounts, reserves or trustees' projection) before the transfer: a year with half its figures
+    would be projected from silently wrong numbers."""
     libraries = tables["libraries.csv"]
     first_year = fy_of_dates(libraries["transfer_date"]).set_axis(libraries["library_id"].to_numpy())
     accounts, reserves = tables["accounts.csv"], tables["reserves.csv"]
-    for frame in (accounts, reserves):
+    trustees = [tables["trustee_projections.csv"]] if "trustee_projections.csv" in tables else []
+    for frame in (accounts, reserves, *trustees):
         early = frame["financial_year"] < frame["library_id"].map(first_year)
         _flag(frame, early, "financial_year", "{fy} is before {library_id} transferred", problems)
     keys = ["library_id", "financial_year"]

@@ -384,6 +384,8 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
         "years": years,
         "scenarios": _scenario_rows(forecast, library_id),
         "trustees": _trustee_rows(trustees, projection),
+        "trustee_years_not_shown": year_ranges(
+            [fy_label(year) for year in sorted(set(trustees["year"]) - set(projection["year"]))]),
         "lease": _lease(library, forecast),
         "chart_data": {
             "reserves": {**chart_years, **{key: [r[key] for r in years]

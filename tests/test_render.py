@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 import jinja2
+import pandas as pd
 import pytest
 from pypdf import PdfReader
 
@@ -165,6 +166,16 @@ def test_a_library_without_a_trustees_projection_says_so(forecast, briefed_libra
     context = briefing_context(without, briefed_library, RUN_INFO)
     assert context["trustees"] == []
     assert "No five-year projection from the trustees" in job_html(Job("briefing.html", context, tmp_path / "b.pdf"))
+
+
+def test_trustees_years_after_the_horizon_are_named_not_dropped(forecast, briefed_library: str) -> None:
+    trustees = forecast.trustee_projections
+    late = trustees[trustees["library_id"] == briefed_library].tail(1).assign(year=2045, financial_year="2045/46")
+    extended = dataclasses.replace(forecast, trustee_projections=pd.concat([trustees, late], ignore_index=True))
+    context = briefing_context(extended, briefed_library, RUN_INFO)
+    html = job_html(Job("briefing.html", context, Path("unused.pdf")))
+    assert "The trustees' projection also covers 2045/46, after the end of this forecast: not shown." in html
+    assert len(context["trustees"]) == len(briefing_context(forecast, briefed_library, RUN_INFO)["trustees"])
 
 
 def test_briefing_has_two_to_four_pages_each_with_the_footer(forecast, briefed_library: str, briefing: Path) -> None:
