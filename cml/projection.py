@@ -66,6 +66,7 @@ class Forecast:
     claims: pd.DataFrame
     fund: pd.DataFrame
     leases: pd.DataFrame
+    one_off_grants: pd.DataFrame
     assumptions: Assumptions
     settings: dict[str, dict] = field(default_factory=dict)
     checks: tuple = ()
@@ -464,6 +465,8 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
         portfolio=portfolio_by_year(projection, council, fund),
         libraries=libraries,
         trustee_projections=inputs.trustee_projections.assign(financial_year=lambda t: t["year"].map(fy_label)),
+        one_off_grants=inputs.one_off_grants.merge(inputs.lines[["line", "label"]], on="line").assign(
+            financial_year=lambda t: t["year"].map(fy_label)),
         horizon=max(s.assumptions.horizon for s in scenarios),
         grant_schedule=baseline.schedule,
         scenarios=pd.DataFrame([{"scenario": s.name, "description": s.description,

@@ -77,7 +77,7 @@ INCOME_GROUP_LABELS = {
 LEASE_TYPE_LABELS = {
     "full_repairing": "Full repairing: the group looks after the building's fabric (roof, walls, boiler)",
     "internal_repairing": "Internal repairing only: the council keeps the building's structure",
-    "other": "Other",
+    "other": "Other: neither a full nor an internal repairing lease",
 }
 
 
@@ -300,7 +300,7 @@ def _lease(library: dict, forecast: Forecast) -> dict:
         "extension_years": settings["lease.extension_years"],
         "threshold_years": settings["lease.threshold_years"],
         "extension_fees": settings["lease.library_fees"],
-        "extended_in": year_ranges(path.loc[path["extended"], "financial_year"].tolist()),
+        "extended_in": path.loc[path["extended"], "financial_year"].tolist(),
         "short_in": year_ranges(path.loc[path["lease_years_remaining"] < security_years, "financial_year"].tolist()),
         "grants_lost_share": settings["funders.other_grants_lost_share"],
         "horizon_years_remaining": float(path["lease_years_remaining"].iloc[-1]),
@@ -308,8 +308,14 @@ def _lease(library: dict, forecast: Forecast) -> dict:
 
 
 def _trustee_rows(trustees: pd.DataFrame, projection: pd.DataFrame) -> list[dict]:
-    """The trustees' own projection beside ours for the same years; gap = ours less theirs."""
-    ours = projection[["year", "income", "expenditure", "closing_reserves", "actual_or_forecast"]]
+    """The trustees' own projection beside ours for the same years; gap = ours less theirs.
+
+    Our income leaves out contingency fund support: trustees plan without it, so including it
+    would show a library as earning more than its trustees expect when it is earning less.
+    Our reserves keep it, as they are what the library would hold.
+    """
+    ours = projection.assign(income=projection["income"] - projection["fund_support"])[
+        ["year", "income", "expenditure", "closing_reserves", "actual_or_forecast"]]
     joined = trustees.merge(ours, on="year", suffixes=("", "_ours")).sort_values("year")
     rows = []
     for row in _records(joined):
@@ -323,21 +329,37 @@ def _trustee_rows(trustees: pd.DataFrame, projection: pd.DataFrame) -> list[dict
     return rows
 
 
-def _scenario_rows(forecast: Forecast, library_id: str) -> list[dict]:
-    """One row per scenario in the forecast: where this library ends up, and what it costs the
-    council (its spending on this library over the forecast years)."""
+def _own_failures(settings: dict, library_id: str) -> list[dict]:
+    """The building failures a scenario gives this library (year and cost), for its briefing."""
+    return [{"financial_year": failure["financial_year"], "cost": failure["cost"]}
+            for failure in settings["shocks.building_failures"] if failure["library_id"] == library_id]
+
+
+def _scenario_rows(forecast: Forecast, library_id: str, first_forecast_year: int) -> list[dict]:
+    """One row per scenario in the forecast: where this library ends up, what the council spends
+    on it from ``first_forecast_year`` (the baseline's) to the horizon, and any building failure
+    the scenario gives it.
+
+    The council's spending is summed over the same years for every scenario, so the rows
+    compare: a re-run of an earlier review forecasts from an earlier year, and counting from
+    there would add years of grant the other rows leave out.
+    """
     summaries = forecast.summary[forecast.summary["library_id"] == library_id].set_index("scenario")
     rows = forecast.projection[forecast.projection["library_id"] == library_id]
     at_horizon = rows.sort_values("year").groupby("scenario").tail(1).set_index("scenario")["rag"]
+    council = forecast.council[(forecast.council["library_id"] == library_id)
+                               & (forecast.council["year"] >= first_forecast_year)]
+    council_cost = council.groupby("scenario")["amount"].sum()
     descriptions = forecast.scenarios.set_index("scenario")["description"]
     table = []
     for name in _scenarios(forecast):
         summary = summaries.loc[name]
         table.append({
             "label": readable(name), "description": descriptions[name],
+            "own_failures": _own_failures(forecast.settings[name], library_id),
             "rag": at_horizon[name], "rag_badge": rag_badge(at_horizon[name]),
             "run_out_year": summary["run_out_year"], "horizon_closing_reserves": summary["horizon_closing_reserves"],
-            "horizon_free_reserves": summary["horizon_free_reserves"], "council_cost": summary["council_cost"],
+            "horizon_free_reserves": summary["horizon_free_reserves"], "council_cost": council_cost.get(name, 0.0),
         })
     return table
 
@@ -358,6 +380,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
     summaries = forecast.summary[forecast.summary["library_id"] == library_id].set_index("scenario")
     baseline = summaries.loc[BASELINE]
     years = _year_rows(projection)
+    first_forecast_year = parse_fy(library["last_actual_year"]) + 1
     lines = forecast.lines[(forecast.lines["library_id"] == library_id) & (forecast.lines["scenario"] == BASELINE)]
     trustees = forecast.trustee_projections[forecast.trustee_projections["library_id"] == library_id]
     chart_years = {"financial_year": [r["financial_year"] for r in years], "actual": [r["actual"] for r in years]}
@@ -382,11 +405,14 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
                                 baseline["annual_gap_years"], runs_out=baseline["run_out_year"] is not None),
         },
         "years": years,
-        "scenarios": _scenario_rows(forecast, library_id),
+        "scenarios": _scenario_rows(forecast, library_id, first_forecast_year),
+        "first_forecast_year": fy_label(first_forecast_year),
         "trustees": _trustee_rows(trustees, projection),
         "trustee_years_not_shown": year_ranges(
             [fy_label(year) for year in sorted(set(trustees["year"]) - set(projection["year"]))]),
         "lease": _lease(library, forecast),
+        "fund": _fund_rules(forecast),
+        "one_off_grants": _records(forecast.one_off_grants[["financial_year", "label", "percent_of_running_costs"]]),
         "chart_data": {
             "reserves": {**chart_years, **{key: [r[key] for r in years]
                                            for key in ("free_reserves", "closing_reserves", "reserves_target")},
