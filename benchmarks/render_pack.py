@@ -32,7 +32,8 @@ allowed, wrapping, fixed or auto layout all measured within 0.01 s), and 0.10 s 
 Two measured ways to go faster that were taken or weighed:
 
 * install libharfbuzz-subset (``apt-get install libharfbuzz-subset0``, in ``.ci/run``), which
-  WeasyPrint uses instead of fontTools to subset fonts: pack 14.3 s -> 9.8 s;
+  WeasyPrint uses instead of fontTools to subset fonts: the pack went from 14.3 s to 9.8 s
+  (measured before the briefings gained their fund column, scenario list and lease rows);
 * a single font weight (no bold): pack 12.3 s from 14.3 s, at a cost to legibility: not taken.
 """
 

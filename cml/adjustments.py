@@ -102,7 +102,8 @@ def years_left(lease_end: pd.Series, as_of: pd.Series | pd.Timestamp) -> pd.Seri
 
 
 def lease_path(libraries: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
-    """Each library's lease at each year end (31 March), extended in forecast years when the term runs short.
+    """Each library's lease at each year end (31 March), extended in forecast years when the term
+    runs short; ``short_of_security`` marks the years with less left than funders ask for.
 
     When ``threshold_years`` or less remain at a year end, a library extends by
     ``extension_years`` (5 in the status quo; Option 1's new 10-year lease on top of the
@@ -125,6 +126,7 @@ def lease_path(libraries: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) 
                                   "lease_years_remaining": years_left(end, fy_end(year)).to_numpy(),
                                   "extended": extend.to_numpy()}))
     path = pd.concat(rows, ignore_index=True)
+    path["short_of_security"] = path["lease_years_remaining"] < scenario["funders.min_lease_years"]
     return path.merge(grid[["library_id", "year"]], on=["library_id", "year"])
 
 
@@ -136,7 +138,7 @@ def apply_leases(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, pa
     lines = lines.copy()
     extended = path[path["extended"]]
     fees = extended.assign(line=LEASE_FEES, amount=scenario["lease.library_fees"])[["library_id", "year", "line", "amount"]]
-    short = path[path["lease_years_remaining"] < scenario["funders.min_lease_years"]].set_index(["library_id", "year"]).index
+    short = path[path["short_of_security"]].set_index(["library_id", "year"]).index
     keys = pd.MultiIndex.from_frame(lines[["library_id", "year"]])
     cut = forecast_rows(lines, grid) & (lines["line"] == OTHER_GRANTS) & keys.isin(short)
     lines.loc[cut, "amount"] *= 1.0 - scenario["funders.other_grants_lost_share"]

@@ -60,3 +60,21 @@ def fy_end(year: int) -> pd.Timestamp:
     datetime.date(2024, 3, 31)
     """
     return pd.Timestamp(year + 1, 3, 31)
+
+
+def year_ranges(labels: list[str]) -> str:
+    """Financial years as a reader lists them: consecutive years joined into a range.
+
+    >>> year_ranges(["2024/25", "2025/26", "2026/27", "2029/30"])
+    '2024/25 to 2026/27, 2029/30'
+    >>> year_ranges([])
+    ''
+    """
+    runs: list[list[int]] = []
+    for year in sorted(parse_fy(label) for label in labels):
+        if runs and year == runs[-1][-1] + 1:
+            runs[-1].append(year)
+        else:
+            runs.append([year])
+    return ", ".join(fy_label(run[0]) if len(run) == 1 else f"{fy_label(run[0])} to {fy_label(run[-1])}"
+                     for run in runs)

@@ -23,7 +23,7 @@ from openpyxl.utils import get_column_letter
 
 from cml import __version__
 from cml.inputs import Inputs
-from cml.projection import Forecast, option_comparison
+from cml.projection import Forecast, comparison_years, option_comparison
 from cml.scenarios import BASELINE
 
 PROJECTION_COLUMNS = [
@@ -43,6 +43,7 @@ SUMMARY_COLUMNS = [
     "months_of_cover_at_grant_end", "run_out_year", "horizon_closing_reserves", "horizon_free_reserves",
     "annual_gap", "annual_gap_years", "council_cost",
 ]
+NOT_WITHIN_HORIZON = "not within horizon"  # options.csv's word for a contingency fund that never runs dry
 MONEY_FORMAT = '£#,##0;[Red](£#,##0);"-"'
 MONTHS_FORMAT = "0.0"
 NOT_MONEY = {"months_of_cover", "months_of_cover_now", "months_of_cover_at_grant_end"}
@@ -60,13 +61,15 @@ def run_info(inputs: Inputs) -> dict:
 
 def scenario_comparison(forecast: Forecast) -> pd.DataFrame:
     """One row per scenario and library: run-out year, horizon reserves and their change from the
-    baseline, the council's cost over the forecast years, and contingency fund claims paid and unmet."""
+    baseline, and the council's cost and contingency fund claims paid and unmet over the
+    comparison years (the baseline's forecast years, the same for every scenario)."""
     keys = ["scenario", "library_id"]
     table = forecast.summary[keys + ["name", "run_out_year", "horizon_free_reserves", "council_cost"]].copy()
     table["run_out_year"] = table["run_out_year"].fillna("beyond horizon")
     baseline = table[table["scenario"] == BASELINE].set_index("library_id")["horizon_free_reserves"]
     table["change_from_baseline"] = table["horizon_free_reserves"] - table["library_id"].map(baseline)
-    claims = forecast.claims.groupby(keys)[["paid", "unmet"]].sum().rename(
+    claims = forecast.claims.merge(comparison_years(forecast.projection), on=["library_id", "year"])
+    claims = claims.groupby(keys)[["paid", "unmet"]].sum().rename(
         columns={"paid": "fund_claims_paid", "unmet": "fund_claims_unmet"})
     table = table.join(claims, on=keys)
     table[["fund_claims_paid", "fund_claims_unmet"]] = table[["fund_claims_paid", "fund_claims_unmet"]].fillna(0.0)
@@ -76,7 +79,7 @@ def scenario_comparison(forecast: Forecast) -> pd.DataFrame:
 def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
     """The frames written as CSV and as workbook sheets, in the order an officer reads them."""
     return {
-        "options": option_comparison(forecast),
+        "options": option_comparison(forecast).fillna({"fund_exhausted_in": NOT_WITHIN_HORIZON}),
         "scenarios": scenario_comparison(forecast),
         "summary": forecast.summary[SUMMARY_COLUMNS],
         "portfolio": forecast.portfolio[PORTFOLIO_COLUMNS],

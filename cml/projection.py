@@ -38,13 +38,12 @@ from cml.adjustments import (
 )
 from cml.checks import assert_reconciles
 from cml.fund import simulate_fund
-from cml.fy import fy_end, fy_label, fy_of_dates
+from cml.fy import fy_end, fy_label, fy_of_dates, year_ranges
 from cml.inputs import CONTINGENCY_GRANT, Assumptions, Inputs
 from cml.scenarios import BASELINE, Scenario
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
 RAG_ORDER = ("Red", "Amber", "Green")
-NOT_WITHIN_HORIZON = "not within horizon"  # the options table's word for a fund that never runs dry
 GAP_YEARS = 3  # the annual gap is averaged over this many forecast years without the taper grant
 COUNCIL_COMPONENTS = ("council_grant", "fund_payments", "running_costs", "fabric_repairs", "lease_fees")
 
@@ -257,6 +256,18 @@ def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series
     return libraries
 
 
+def comparison_years(projection: pd.DataFrame) -> pd.DataFrame:
+    """The years every scenario's costs are counted over: the baseline's forecast years, library
+    by library (``library_id, year``).
+
+    A re-run of an earlier review forecasts from an earlier year; counting its costs from there
+    would add years that the other scenarios take from the accounts, and the totals would not
+    compare.
+    """
+    baseline = projection[(projection["scenario"] == BASELINE) & (projection["actual_or_forecast"] == "forecast")]
+    return baseline[["library_id", "year"]]
+
+
 def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.DataFrame) -> pd.DataFrame:
     """One row per scenario and library: the headline figures of a briefing."""
     keys = ["scenario", "library_id"]
@@ -271,7 +282,7 @@ def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.Dat
     own_income = first_after["income"] - first_after["fund_support"]
     gap_groups = [first_after[k] for k in keys]
     gap = (first_after["expenditure"] - own_income).groupby(gap_groups).mean()
-    gap_years = first_after["financial_year"].groupby(gap_groups).agg(["first", "last"])
+    gap_years = first_after["financial_year"].groupby(gap_groups).agg(lambda labels: year_ranges(list(labels)))
     summary = horizon[["name"]].copy()
     summary["rag_now"] = now["rag"]
     summary["months_of_cover_now"] = now["months_of_cover"]
@@ -282,9 +293,8 @@ def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.Dat
     summary["horizon_closing_reserves"] = horizon["closing_reserves"]
     summary["horizon_free_reserves"] = horizon["free_reserves"]
     summary["annual_gap"] = gap.reindex(summary.index)
-    summary["annual_gap_years"] = (gap_years["first"] + " to " + gap_years["last"]).reindex(summary.index)
-    forecast_years = projection.loc[projection["actual_or_forecast"] == "forecast", keys + ["year"]]
-    council_forecast = council.merge(forecast_years, on=keys + ["year"])
+    summary["annual_gap_years"] = gap_years.reindex(summary.index)
+    council_forecast = council.merge(comparison_years(projection), on=["library_id", "year"])
     summary["council_cost"] = council_forecast.groupby(keys)["amount"].sum().reindex(summary.index, fill_value=0.0)
     return summary.reset_index()
 
@@ -315,36 +325,39 @@ def portfolio_by_year(projection: pd.DataFrame, council: pd.DataFrame, fund: pd.
 
 def option_comparison(forecast: Forecast) -> pd.DataFrame:
     """One row per scenario, the figures an officer needs to write an options appraisal: libraries
-    at risk in the first forecast year and at the horizon, when reserves run out, when the
-    contingency fund is exhausted, and the council's cost over the forecast years."""
-    keys = ["scenario", "library_id", "year"]
+    at risk in the scenario's first forecast year and at the horizon, when reserves run out, when
+    the contingency fund is exhausted (``None``: not within the horizon), and the council's cost
+    and the fund's payments over the :func:`comparison_years` (``cost_years``)."""
     forecast_rows = forecast.projection[forecast.projection["actual_or_forecast"] == "forecast"]
+    window = comparison_years(forecast.projection)
     first_year = forecast_rows.groupby("scenario")["year"].min()
     first = forecast_rows[forecast_rows["year"] == forecast_rows["scenario"].map(first_year)]
     horizon = forecast.projection[forecast.projection["year"] == forecast.projection.groupby("scenario")["year"].transform("max")]
-    costs = forecast.council.merge(forecast_rows[keys], on=keys)
+    costs = forecast.council.merge(window, on=["library_id", "year"])
     by_component = costs.pivot_table(index="scenario", columns="component", values="amount", aggfunc="sum", fill_value=0.0)
-    fund = forecast.fund.merge(first_year.rename("first_year"), left_on="scenario", right_index=True)
+    fund = forecast.fund[forecast.fund["year"] >= window["year"].min()]
     dry = fund[(fund["closing"] <= 0.005) | (fund["unmet"] > 0.005)].groupby("scenario")["financial_year"].first()
     table = forecast.scenarios.set_index("scenario")[["description"]].copy()
     table["first_forecast_year"] = first_year.map(fy_label)
     table["at_risk_first_forecast_year"] = first[first["rag"] != "Green"].groupby("scenario").size()
     table["red_at_horizon"] = horizon[horizon["rag"] == "Red"].groupby("scenario").size()
     table["libraries_running_out"] = forecast.summary[forecast.summary["run_out_year"].notna()].groupby("scenario").size()
-    table["fund_exhausted_in"] = dry.reindex(table.index).fillna(NOT_WITHIN_HORIZON)
-    forecast_fund = fund[fund["year"] >= fund["first_year"]].groupby("scenario")[["payments", "unmet"]].sum()
+    table["fund_exhausted_in"] = dry.reindex(table.index).astype(object).where(lambda d: d.notna(), None)
+    table["cost_years"] = f"{fy_label(window['year'].min())} to {fy_label(window['year'].max())}"
+    forecast_fund = fund.groupby("scenario")[["payments", "unmet"]].sum()
     table["fund_paid_in_forecast"] = forecast_fund["payments"]
     table["fund_claims_unmet"] = forecast_fund["unmet"]
     table = table.join(by_component.add_prefix("council_cost_"))
     cost_columns = [c for c in table.columns if c.startswith("council_cost_")]
     table["council_cost_total"] = table[cost_columns].sum(axis=1)
-    years = forecast_rows.groupby("scenario")["year"].nunique()
-    table["council_cost_per_year"] = table["council_cost_total"] / years
+    table["council_cost_per_year"] = table["council_cost_total"] / window["year"].nunique()
     table["horizon_free_reserves"] = horizon.groupby("scenario")["free_reserves"].sum()
     table["change_from_baseline"] = table["horizon_free_reserves"] - table.loc[BASELINE, "horizon_free_reserves"]
     counts = ["at_risk_first_forecast_year", "red_at_horizon", "libraries_running_out"]
     table[counts] = table[counts].fillna(0).astype(int)
-    return table.fillna(0.0).reset_index()
+    money = table.columns[table.columns.str.startswith(("council_cost_", "fund_paid", "fund_claims"))]
+    table[money] = table[money].fillna(0.0)
+    return table.reset_index()
 
 
 # ---------------------------------------------------------------------------------------------

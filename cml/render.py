@@ -48,8 +48,9 @@ from urllib.request import url2pathname
 import click
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from cml.fy import fy_end, fy_label, parse_fy
-from cml.projection import NOT_WITHIN_HORIZON, Forecast, option_comparison
+from cml.fy import fy_end, fy_label, parse_fy, year_ranges
+from cml.inputs import CONTINGENCY_GRANT
+from cml.projection import Forecast, option_comparison
 from cml.scenarios import BASELINE
 
 if TYPE_CHECKING:
@@ -201,7 +202,7 @@ def _scenarios(forecast: Forecast) -> list[str]:
     return sorted(names, key=lambda name: name != BASELINE)
 
 
-def why_sentence(last_grant_year: str, last_actual_year: str, annual_gap: float, gap_years: str,
+def why_sentence(last_grant_year: str, last_actual_year: str, annual_gap: float, gap_years: str | None,
                  runs_out: bool) -> str:
     """The one sentence that says why reserves move, from the grant's end and the yearly gap.
 
@@ -261,24 +262,6 @@ def _income_by_group(lines: pd.DataFrame, years: list[int]) -> dict[str, list[fl
             for group in order}
 
 
-def year_ranges(labels: list[str]) -> str:
-    """Financial years as a reader lists them: consecutive years joined into a range.
-
-    >>> year_ranges(["2024/25", "2025/26", "2026/27", "2029/30"])
-    '2024/25 to 2026/27, 2029/30'
-    >>> year_ranges([])
-    ''
-    """
-    runs: list[list[int]] = []
-    for year in sorted(parse_fy(label) for label in labels):
-        if runs and year == runs[-1][-1] + 1:
-            runs[-1].append(year)
-        else:
-            runs.append([year])
-    return ", ".join(fy_label(run[0]) if len(run) == 1 else f"{fy_label(run[0])} to {fy_label(run[-1])}"
-                     for run in runs)
-
-
 def _lease(library: dict, forecast: Forecast) -> dict:
     """Lease facts at the latest accounts, and what the baseline assumes after them: the years
     the lease is extended (each with fees) and the years it is too short for external funders
@@ -301,7 +284,7 @@ def _lease(library: dict, forecast: Forecast) -> dict:
         "threshold_years": settings["lease.threshold_years"],
         "extension_fees": settings["lease.library_fees"],
         "extended_in": path.loc[path["extended"], "financial_year"].tolist(),
-        "short_in": year_ranges(path.loc[path["lease_years_remaining"] < security_years, "financial_year"].tolist()),
+        "short_in": year_ranges(path.loc[path["short_of_security"], "financial_year"].tolist()),
         "grants_lost_share": settings["funders.other_grants_lost_share"],
         "horizon_years_remaining": float(path["lease_years_remaining"].iloc[-1]),
     }
@@ -329,27 +312,27 @@ def _trustee_rows(trustees: pd.DataFrame, projection: pd.DataFrame) -> list[dict
     return rows
 
 
+def _fund_grants(forecast: Forecast, last_actual_year: str) -> list[dict]:
+    """The contingency fund's one-off grants to every library (``one_off_grants.csv`` rows of the
+    contingency grant line), each marked actual or forecast for the briefing's tense."""
+    grants = forecast.one_off_grants[forecast.one_off_grants["line"] == CONTINGENCY_GRANT]
+    return [{**grant, "actual": grant["year"] <= parse_fy(last_actual_year)}
+            for grant in _records(grants[["year", "financial_year", "label", "percent_of_running_costs"]])]
+
+
 def _own_failures(settings: dict, library_id: str) -> list[dict]:
     """The building failures a scenario gives this library (year and cost), for its briefing."""
     return [{"financial_year": failure["financial_year"], "cost": failure["cost"]}
             for failure in settings["shocks.building_failures"] if failure["library_id"] == library_id]
 
 
-def _scenario_rows(forecast: Forecast, library_id: str, first_forecast_year: int) -> list[dict]:
+def _scenario_rows(forecast: Forecast, library_id: str) -> list[dict]:
     """One row per scenario in the forecast: where this library ends up, what the council spends
-    on it from ``first_forecast_year`` (the baseline's) to the horizon, and any building failure
-    the scenario gives it.
-
-    The council's spending is summed over the same years for every scenario, so the rows
-    compare: a re-run of an earlier review forecasts from an earlier year, and counting from
-    there would add years of grant the other rows leave out.
-    """
+    on it over the baseline's forecast years (the same years for every scenario, so the rows
+    compare), and any building failure the scenario gives it."""
     summaries = forecast.summary[forecast.summary["library_id"] == library_id].set_index("scenario")
     rows = forecast.projection[forecast.projection["library_id"] == library_id]
     at_horizon = rows.sort_values("year").groupby("scenario").tail(1).set_index("scenario")["rag"]
-    council = forecast.council[(forecast.council["library_id"] == library_id)
-                               & (forecast.council["year"] >= first_forecast_year)]
-    council_cost = council.groupby("scenario")["amount"].sum()
     descriptions = forecast.scenarios.set_index("scenario")["description"]
     table = []
     for name in _scenarios(forecast):
@@ -359,7 +342,7 @@ def _scenario_rows(forecast: Forecast, library_id: str, first_forecast_year: int
             "own_failures": _own_failures(forecast.settings[name], library_id),
             "rag": at_horizon[name], "rag_badge": rag_badge(at_horizon[name]),
             "run_out_year": summary["run_out_year"], "horizon_closing_reserves": summary["horizon_closing_reserves"],
-            "horizon_free_reserves": summary["horizon_free_reserves"], "council_cost": council_cost.get(name, 0.0),
+            "horizon_free_reserves": summary["horizon_free_reserves"], "council_cost": summary["council_cost"],
         })
     return table
 
@@ -380,7 +363,6 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
     summaries = forecast.summary[forecast.summary["library_id"] == library_id].set_index("scenario")
     baseline = summaries.loc[BASELINE]
     years = _year_rows(projection)
-    first_forecast_year = parse_fy(library["last_actual_year"]) + 1
     lines = forecast.lines[(forecast.lines["library_id"] == library_id) & (forecast.lines["scenario"] == BASELINE)]
     trustees = forecast.trustee_projections[forecast.trustee_projections["library_id"] == library_id]
     chart_years = {"financial_year": [r["financial_year"] for r in years], "actual": [r["actual"] for r in years]}
@@ -405,14 +387,14 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
                                 baseline["annual_gap_years"], runs_out=baseline["run_out_year"] is not None),
         },
         "years": years,
-        "scenarios": _scenario_rows(forecast, library_id, first_forecast_year),
-        "first_forecast_year": fy_label(first_forecast_year),
+        "scenarios": _scenario_rows(forecast, library_id),
+        "first_forecast_year": fy_label(parse_fy(library["last_actual_year"]) + 1),
         "trustees": _trustee_rows(trustees, projection),
         "trustee_years_not_shown": year_ranges(
             [fy_label(year) for year in sorted(set(trustees["year"]) - set(projection["year"]))]),
         "lease": _lease(library, forecast),
         "fund": _fund_rules(forecast),
-        "one_off_grants": _records(forecast.one_off_grants[["financial_year", "label", "percent_of_running_costs"]]),
+        "fund_grants": _fund_grants(forecast, library["last_actual_year"]),
         "chart_data": {
             "reserves": {**chart_years, **{key: [r[key] for r in years]
                                            for key in ("free_reserves", "closing_reserves", "reserves_target")},
@@ -501,7 +483,7 @@ def _scenario_context(name: str, description: str, portfolio: pd.DataFrame, summ
         "label": readable(name),
         "description": description,
         "first_forecast_year": first_forecast_year,
-        "fund_exhausted_in": None if option["fund_exhausted_in"] == NOT_WITHIN_HORIZON else option["fund_exhausted_in"],
+        "fund_exhausted_in": option["fund_exhausted_in"],
         "years": rows,
         "now": rows[0],
         "horizon": rows[-1],
@@ -575,14 +557,14 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
     labels = every_year["financial_year"].tolist()
     transfer_years = libraries["transfer_date"].dt.year
     library_rows = _library_rows(forecast, scenarios)
-    priority_by = fy_label(parse_fy(baseline["first_forecast_year"]) + PRIORITY_YEARS - 1)
+    priority_by = fy_label(min(parse_fy(baseline["first_forecast_year"]) + PRIORITY_YEARS - 1, parse_fy(labels[-1])))
     return {
         "title": "Community Managed Libraries: sustainability forecast",
         "footer_title": "Community Managed Libraries: portfolio report",
         "run": run_context(run_info),
         "horizon": labels[-1],
         "last_actual_year": last_actual_year,
-        "first_forecast_year": baseline["years"][1]["financial_year"],
+        "first_forecast_year": baseline["first_forecast_year"],
         "libraries_count": len(libraries),
         "rag_rule": rag_rule(forecast),
         "fund": _fund_rules(forecast),

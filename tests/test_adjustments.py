@@ -95,11 +95,19 @@ def test_lease_rule_extends_when_seven_years_or_less_remain():
     grid = pd.DataFrame({"library_id": "a", "year": range(2015, 2035)})
     grid["actual_or_forecast"] = ["actual" if y <= 2023 else "forecast" for y in grid["year"]]
 
-    def extended_years(extension: int) -> list[int]:
-        settings = {"lease.threshold_years": 7, "lease.extension_years": extension}
+    def path_for(extension: int) -> pd.DataFrame:
+        settings = {"lease.threshold_years": 7, "lease.extension_years": extension, "funders.min_lease_years": 10}
         rule = type("Rule", (), {"__getitem__": lambda self, key: settings[key]})()
-        path = lease_path(libraries, grid, rule)
+        return lease_path(libraries, grid, rule)
+
+    def extended_years(extension: int) -> list[int]:
+        path = path_for(extension)
         return path.loc[path["extended"], "year"].tolist()
 
     assert extended_years(5) == [2024, 2025, 2028, 2033]
     assert extended_years(10) == [2024, 2028]
+    # Under 10 years left at the year end (after any extension): 5.5, 9.5, 8.5, 7.5 years in
+    # 2024/25 to 2027/28, then 9.5, 8.5, 7.5 in 2030/31 to 2032/33.
+    five = path_for(5)
+    short = five[five["short_of_security"] & (five["year"] >= 2024)]["year"].tolist()
+    assert short == [2024, 2025, 2026, 2027, 2030, 2031, 2032]

@@ -19,11 +19,12 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from cml.fy import parse_fy
+from cml.fy import parse_fy, year_ranges
 from cml.inputs import Inputs, load_inputs
 from cml.projection import build_forecast
 from cml.render import (
     BASELINE,
+    PRIORITY_YEARS,
     TEMPLATES_DIR,
     Job,
     PortfolioMismatch,
@@ -44,7 +45,6 @@ from cml.render import (
     slugify,
     template_environment,
     template_url_fetcher,
-    year_ranges,
 )
 from cml.scenarios import SCENARIO_FILE, load_scenarios
 
@@ -227,6 +227,23 @@ def test_lease_facts_against_the_funders_threshold(forecast, briefed_library: st
     assert not briefing_context(stricter, briefed_library, RUN_INFO)["lease"]["secure"]
 
 
+def cut_other_grant_years(forecast, library_id: str) -> list[str]:
+    """The forecast years in which the baseline cut this library's grants from other funders:
+    where its other-grants line differs from a baseline that loses nothing for a short lease."""
+    shipped = load_inputs(SHIPPED)
+    baseline = next(s for s in load_scenarios(SHIPPED / SCENARIO_FILE, shipped.assumptions) if s.name == BASELINE)
+    keeps_all = dataclasses.replace(baseline, settings={**baseline.settings, "funders.other_grants_lost_share": 0.0})
+    uncut = build_forecast(shipped, [keeps_all]).lines
+
+    def other_grants(lines):
+        rows = lines[(lines["scenario"] == BASELINE) & (lines["library_id"] == library_id)
+                     & (lines["line"] == "other_grants")]
+        return rows.set_index("financial_year")["amount"]
+
+    cut, whole = other_grants(forecast.lines), other_grants(uncut)
+    return [year for year in whole.index if whole[year] > 0 and cut[year] < whole[year] - 0.005]
+
+
 def test_lease_facts_name_the_baseline_extensions_and_short_years(forecast, briefed_library: str,
                                                                    briefing: Path) -> None:
     """The lease section reports the baseline's own lease path: the years a lease is extended
@@ -244,8 +261,7 @@ def test_lease_facts_name_the_baseline_extensions_and_short_years(forecast, brie
                  & (lines["line"] == "lease_fees")]
     assert sorted(fees["financial_year"]) == sorted(extended)  # each extension the briefing lists is paid for
     assert fees["amount"].sum() == pytest.approx(len(extended) * lease["extension_fees"])
-    short = path.loc[path["lease_years_remaining"] < lease["security_years"], "financial_year"].tolist()
-    assert year_ranges(short) == lease["short_in"]
+    assert year_ranges(cut_other_grant_years(forecast, briefed_library)) == lease["short_in"]
     text = pdf_text(briefing)
     assert f"Extensions in this forecast {', '.join(lease['extended_in'])}:" in text
     assert f"each costing the library {money(lease['extension_fees'])} in fees" in text
@@ -255,7 +271,7 @@ def test_portfolio_recommends_the_libraries_that_run_out_soonest(forecast) -> No
     """Recommendation (d) names every library whose free reserves run out within three
     forecast years on the baseline, and no other; (b) gives the year the fund runs out."""
     context = portfolio_context(forecast, RUN_INFO)
-    by = parse_fy(context["first_forecast_year"]) + 2
+    by = parse_fy(context["first_forecast_year"]) + PRIORITY_YEARS - 1
     summary = forecast.summary[forecast.summary["scenario"] == BASELINE]
     soon = summary[summary["run_out_year"].map(lambda y: y is not None and parse_fy(y) <= by)]
     assert soon["name"].tolist(), "the shipped data has libraries that run out within three years"
