@@ -468,15 +468,16 @@ def _scenario_context(name: str, description: str, portfolio: pd.DataFrame, summ
                       last_actual_year: str, option: pd.Series, components: list[str]) -> dict:
     """One scenario's portfolio figures from the latest accounts to the horizon, and its totals.
 
-    Totals "over the forecast" add the years after ``last_actual_year``. ``option`` is the
-    scenario's row of :func:`cml.projection.option_comparison`; its first forecast year is the
-    scenario's own (a re-run of an earlier review forecasts years that have accounts).
+    ``option`` is the scenario's row of :func:`cml.projection.option_comparison`, which gives
+    the council's cost, the fund's unpaid claims and the libraries running out over the years
+    every scenario is compared on; its first forecast year is the scenario's own (a re-run of an
+    earlier review forecasts years that have accounts). Deficits add the years after
+    ``last_actual_year``.
     """
     first_forecast_year = option["first_forecast_year"]
     rows = _records(portfolio[portfolio["year"] >= parse_fy(last_actual_year)].sort_values("year"))
     for row in rows:
         row["actual"] = row["year"] < parse_fy(first_forecast_year)
-    forecast_years = rows[1:]
     run_outs = summary["run_out_year"].dropna()
     return {
         "name": name,
@@ -487,12 +488,12 @@ def _scenario_context(name: str, description: str, portfolio: pd.DataFrame, summ
         "years": rows,
         "now": rows[0],
         "horizon": rows[-1],
-        "libraries_running_out": len(run_outs),
+        "libraries_running_out": option["libraries_running_out"],
         "first_run_out_year": _fy_range(run_outs)[0] if len(run_outs) else None,
-        "forecast_deficits": sum(row["deficit"] for row in forecast_years),
-        "council_cost": {component: sum(row[f"{COUNCIL_COST}{component}"] for row in forecast_years)
+        "forecast_deficits": sum(row["deficit"] for row in rows[1:]),
+        "council_cost": {component: option.get(f"{COUNCIL_COST}{component}", 0.0)
                          for component in [*components, "total"]},
-        "fund_unmet": sum(row["fund_unmet"] for row in forecast_years),
+        "fund_unmet": option["fund_claims_unmet"],
     }
 
 
