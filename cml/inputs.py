@@ -54,13 +54,15 @@ class Column:
 
     ``kind`` is one of ``text``, ``money`` (pounds, never negative), ``number``, ``count``
     (whole number >= 0), ``percent`` (0 to 100), ``months`` (0 to 120), ``date`` (ISO), ``fy``
-    (``2018/19``) or ``choice``.
+    (``2018/19``) or ``choice``. ``minimum`` raises the floor of a numeric column where zero
+    would mean nonsense (a lease of no years).
     """
 
     name: str
     kind: str = "text"
     choices: tuple[str, ...] = ()
     required: bool = True
+    minimum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ LIBRARIES = TableSpec(
         Column("original_running_costs", "money"),
         Column("lease_type", "choice", LEASE_TYPES),
         Column("lease_start", "date"),
-        Column("lease_years", "count"),
+        Column("lease_years", "count", minimum=1),
         Column("reserves_target_months", "months"),
         Column("illustrative", "choice", YES_NO),
     ),
@@ -284,6 +286,9 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         number = number.where(~not_number)
         if column.kind in ("money", "count", "percent", "months"):
             _report(number < 0, raw, label, column.name, "'{value}' must not be negative", problems)
+        if column.minimum is not None:
+            _report((number >= 0) & (number < column.minimum), raw, label, column.name, f"'{{value}}' must be at least {column.minimum:g}",
+                    problems)
         if column.kind == "percent":
             _report(number > 100, raw, label, column.name, "'{value}' is more than 100 per cent", problems)
         if column.kind == "months":

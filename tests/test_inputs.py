@@ -183,6 +183,7 @@ CASES = {
     "negative reserves policy": (set_cell("libraries.csv", 3, "reserves_target_months", "-6"),
                                  "libraries.csv:3: reserves_target_months: '-6' must not be negative"),
     "reserves that do not reconcile": (add_to_cell("reserves.csv", 3, "unrestricted", 100.0), "reserves.csv:3: unrestricted: closing funds"),
+    "a lease of no years": (set_cell("libraries.csv", 5, "lease_years", "0"), "libraries.csv:5: lease_years: '0' must be at least 1"),
     "trustees' year before the transfer": (set_cell("trustee_projections.csv", 3, "financial_year", "2010/11"),
                                            "trustee_projections.csv:3: financial_year: 2010/11 is before anstey transferred"),
 }
