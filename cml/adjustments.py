@@ -7,6 +7,7 @@ rows (``library_id, year, component, amount``) instead of vanishing.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from cml.fy import fy_end, parse_fy
@@ -61,25 +62,57 @@ def apply_levers(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, li
     return lines
 
 
+def take_from_self_generated(lines: pd.DataFrame, hit: pd.Series, loss: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
+    """Take ``loss`` (indexed like ``hit``'s group keys: ``library_id, year`` or ``year``) from the
+    self-generated lines flagged by ``hit``, pro rata to each line and never below nil.
+
+    Returns the lines and the amount actually taken per row.
+    """
+    lines = lines.copy()
+    income = lines.loc[hit, "amount"]
+    keys = [lines.loc[hit, k] for k in loss.index.names]
+    total = income.groupby(keys).transform("sum")
+    wanted = pd.Series(loss.reindex(pd.MultiIndex.from_arrays(keys) if len(keys) > 1 else keys[0]).to_numpy(),
+                       index=income.index)
+    taken = (wanted * income / total.where(total > 0)).fillna(0.0).clip(upper=income)
+    lines.loc[hit, "amount"] = income - taken
+    return lines, taken
+
+
 def apply_closure(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """A closure like Covid's: ``weekly_loss`` across all libraries, shared by self-generated income.
 
     The closure year loses ``closure_weeks`` weeks; each following year loses the share of a full
     year given by ``recovery``. Each library's loss is in proportion to its self-generated income
-    that year, taken from each self-generated line pro rata and never below nil.
+    that year, taken from each self-generated line pro rata and never below nil. (Café cost of
+    sales follows café sales, as it is forecast after this: ``projection.ratio_lines``.)
     """
     if not scenario["shocks.closure_year"] or scenario["shocks.closure_weeks"] <= 0:
         return lines
-    lines = lines.copy()
     start = parse_fy(scenario["shocks.closure_year"])
     weeks = [scenario["shocks.closure_weeks"]] + [52.0 * share for share in scenario["shocks.recovery"]]
-    loss_by_year = {start + i: scenario["shocks.weekly_loss"] * w for i, w in enumerate(weeks)}
-    hit = forecast_rows(lines, grid) & (lines["group"] == SELF_GENERATED) & lines["year"].isin(loss_by_year)
-    income = lines.loc[hit, "amount"]
-    year_total = income.groupby(lines.loc[hit, "year"]).transform("sum")
-    loss = lines.loc[hit, "year"].map(loss_by_year) * income / year_total.where(year_total > 0)
-    lines.loc[hit, "amount"] = (income - loss.fillna(0.0)).clip(lower=0.0)
-    return lines
+    loss = pd.Series({start + i: scenario["shocks.weekly_loss"] * w for i, w in enumerate(weeks)}).rename_axis("year")
+    hit = forecast_rows(lines, grid) & (lines["group"] == SELF_GENERATED) & lines["year"].isin(loss.index)
+    return take_from_self_generated(lines, hit, loss)[0]
+
+
+def apply_income_cuts(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Council decisions that cut a library's income (seed 000 para 15: a children's centre in the
+    building closing): the amount is taken from its self-generated income that year, and what was
+    actually lost becomes an ``income_cut`` need the contingency fund may meet.
+
+    Returns the lines and the needs (``library_id, year, kind, amount``).
+    """
+    cuts = _dated_rows(scenario["shocks.council_income_cuts"], "", "amount", grid)
+    cuts = cuts.groupby(["library_id", "year"])["amount"].sum()
+    if cuts.empty:
+        return lines, pd.DataFrame(columns=["library_id", "year", "kind", "amount"])
+    keys = pd.MultiIndex.from_frame(lines[["library_id", "year"]])
+    hit = forecast_rows(lines, grid) & (lines["group"] == SELF_GENERATED) & pd.Series(keys.isin(cuts.index), index=lines.index)
+    lines, taken = take_from_self_generated(lines, hit, cuts)
+    lost = taken.groupby([lines.loc[hit, "library_id"], lines.loc[hit, "year"]]).sum()
+    needs = lost.rename("amount").reset_index().assign(kind="income_cut")
+    return lines, needs[["library_id", "year", "kind", "amount"]]
 
 
 def add_shocks(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
@@ -101,49 +134,98 @@ def years_left(lease_end: pd.Series, as_of: pd.Series | pd.Timestamp) -> pd.Seri
     return (lease_end - as_of).dt.days / 365.25
 
 
-def lease_path(libraries: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
-    """Each library's lease at each year end (31 March), extended in forecast years when the term
-    runs short; ``short_of_security`` marks the years with less left than funders ask for.
+def recorded_years_added(extensions: pd.DataFrame, library_ids: pd.Series, year: int) -> pd.Series:
+    """Years added to each library's lease by the extensions ``lease_extensions.csv`` records in ``year``."""
+    granted = extensions[extensions["year"] == year].groupby("library_id")["years_added"].sum()
+    return library_ids.map(granted).fillna(0).astype(int).reset_index(drop=True)
 
-    When ``threshold_years`` or less remain at a year end, a library extends by
-    ``extension_years`` (5 in the status quo; Option 1's new 10-year lease on top of the
-    unexpired term is the same rule with 10), paying one set of fees each time. With a 7-year
-    threshold and 5-year extensions, a lease with under 2 years left is extended two years
-    running: the repeated fees that led the council to offer 10-year leases (seed 000 para 28).
+
+def lease_path(libraries: pd.DataFrame, extensions: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
+    """Each library's lease at each year end (31 March), from the facts, then the scenario's rule.
+
+    Actual years take the extensions ``lease_extensions.csv`` records (their fees are in the
+    accounts). In forecast years:
+
+    * with ``new_lease_years`` (Option 1), the library takes one new lease of that many years on
+      top of the unexpired term in its first forecast year: one deed, one set of fees, in place of
+      the rollovers (seed 000 para 28-30: "instead of repeated 5-year rollovers"; the seeds say
+      nothing of renewing the new lease, so no further extension is assumed within the horizon);
+    * otherwise a lease with ``threshold_years`` or less left at a year end is extended by
+      ``extension_years`` (seed 000 para 28), one extension per trigger and never in two
+      consecutive years, each with one set of fees.
+
+    ``short_of_security`` marks the years with less left than funders ask for; ``fees`` is what
+    the library pays in a forecast year for its extension.
     """
     threshold = scenario["lease.threshold_years"]
-    extension = scenario["lease.extension_years"]
     years = sorted(grid["year"].unique())
-    forecast = grid.pivot(index="library_id", columns="year", values="actual_or_forecast").reindex(
+    status = grid.pivot(index="library_id", columns="year", values="actual_or_forecast").reindex(
         index=libraries["library_id"], columns=years)
+    first_forecast = (status == "forecast").idxmax(axis=1).where((status == "forecast").any(axis=1))
+    ids = libraries["library_id"].reset_index(drop=True)
     end = original_lease_end(libraries).reset_index(drop=True)
+    extended_last_year = pd.Series(False, index=ids.index)
+    rollovers = scenario["lease.new_lease_years"] == 0  # the new lease replaces the 5-year rollovers
     rows = []
     for year in years:
-        remaining = years_left(end, fy_end(year))
-        extend = pd.Series((forecast[year].to_numpy() == "forecast") & (remaining <= threshold).to_numpy())
-        end = add_years(end, extend.astype(int) * extension)
-        rows.append(pd.DataFrame({"library_id": libraries["library_id"].to_numpy(), "year": year,
+        forecast = pd.Series(status[year].to_numpy() == "forecast")
+        new_lease = forecast & (first_forecast.to_numpy() == year) & (scenario["lease.new_lease_years"] > 0)
+        rollover = forecast & ~new_lease & ~extended_last_year & (years_left(end, fy_end(year)) <= threshold) \
+            & rollovers
+        recorded = recorded_years_added(extensions, ids, year).where(~forecast, 0)
+        added = recorded + new_lease.astype(int) * scenario["lease.new_lease_years"] \
+            + rollover.astype(int) * scenario["lease.extension_years"]
+        end = add_years(end, added)
+        extended = added > 0
+        kind = np.select([new_lease, rollover, recorded > 0], ["new lease", "extension", "recorded"], "")
+        rows.append(pd.DataFrame({"library_id": ids.to_numpy(), "year": year,
+                                  "lease_end": end.to_numpy(),
                                   "lease_years_remaining": years_left(end, fy_end(year)).to_numpy(),
-                                  "extended": extend.to_numpy()}))
+                                  "extended": extended.to_numpy(), "extension": kind,
+                                  "fees": np.where(forecast & extended, scenario["lease.library_fees"], 0.0)}))
+        extended_last_year = extended
     path = pd.concat(rows, ignore_index=True)
     path["short_of_security"] = path["lease_years_remaining"] < scenario["funders.min_lease_years"]
     return path.merge(grid[["library_id", "year"]], on=["library_id", "year"])
 
 
-def apply_leases(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, path: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Extension fees as a cost line, and other-grants income lost while security is short.
+def security_factor(path: pd.DataFrame, base_years: pd.DataFrame, lost_share: float) -> pd.Series:
+    """Each library-year's other grants as a multiple of the base, by the funders' rule.
 
-    Returns the lines and the council's own fees per extension.
+    Funders hold back ``lost_share`` of other grants while a lease is short of their security.
+    The base was earned in ``base_years`` (``library_id, year``), some of them already short,
+    so only the change counts: (1 - share x short now) / (1 - share x share of base years short).
+    A library whose base years were all short and whose lease becomes secure gains the grants back.
+
+    >>> path = pd.DataFrame({"library_id": ["a", "a", "a"], "year": [1, 2, 3],
+    ...                      "short_of_security": [True, True, False]})
+    >>> security_factor(path, pd.DataFrame({"library_id": ["a"], "year": [1]}), 0.5).tolist()
+    [1.0, 1.0, 2.0]
+    """
+    short = path.set_index(["library_id", "year"])["short_of_security"].astype(float)
+    in_base = short.reindex(pd.MultiIndex.from_frame(base_years[["library_id", "year"]])).groupby(level=0).mean()
+    base_kept = 1.0 - lost_share * path["library_id"].map(in_base).fillna(0.0)
+    now_kept = 1.0 - lost_share * path["short_of_security"].astype(float)
+    return pd.Series((now_kept / base_kept.where(base_kept > 0)).fillna(1.0).to_numpy(), index=path.index)
+
+
+def apply_leases(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, path: pd.DataFrame,
+                 base_years: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Extension fees as a cost line, and other grants moved by the change in lease security
+    against the years the base was earned in (:func:`security_factor`).
+
+    Returns the lines and the council's own fees per extension in forecast years.
     """
     lines = lines.copy()
-    extended = path[path["extended"]]
-    fees = extended.assign(line=LEASE_FEES, amount=scenario["lease.library_fees"])[["library_id", "year", "line", "amount"]]
-    short = path[path["short_of_security"]].set_index(["library_id", "year"]).index
+    factor = path.assign(factor=security_factor(path, base_years, scenario["funders.other_grants_lost_share"]))
+    factor = factor.set_index(["library_id", "year"])["factor"]
     keys = pd.MultiIndex.from_frame(lines[["library_id", "year"]])
-    cut = forecast_rows(lines, grid) & (lines["line"] == OTHER_GRANTS) & keys.isin(short)
-    lines.loc[cut, "amount"] *= 1.0 - scenario["funders.other_grants_lost_share"]
-    council = extended.assign(component="lease_fees", amount=scenario["lease.council_fees"])
-    lines = pd.concat([lines, fees[fees["amount"] > 0]], ignore_index=True)
+    grants = forecast_rows(lines, grid) & (lines["line"] == OTHER_GRANTS)
+    lines.loc[grants, "amount"] *= factor.reindex(keys[grants.to_numpy()]).fillna(1.0).to_numpy()
+    charged = path[path["fees"] > 0]
+    fees = charged.assign(line=LEASE_FEES, amount=charged["fees"])[["library_id", "year", "line", "amount"]]
+    council = charged.assign(component="lease_fees", amount=scenario["lease.council_fees"])
+    lines = pd.concat([lines, fees], ignore_index=True)
     return lines, council[["library_id", "year", "component", "amount"]]
 
 

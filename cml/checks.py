@@ -48,12 +48,14 @@ def reserves_corkscrew(projection: pd.DataFrame) -> pd.Series:
 
 
 def lines_tie_to_totals(projection: pd.DataFrame, lines: pd.DataFrame) -> pd.Series:
-    """Income and expenditure in the projection equal the sum of their lines."""
+    """Income (with any discretionary fund top-ups, which the projection keeps apart) and
+    expenditure in the projection equal the sum of their lines."""
     keys = ["scenario", "library_id", "year"]
     by_side = lines.pivot_table(index=keys, columns="side", values="amount", aggfunc="sum", fill_value=0.0)
     by_side = by_side.reindex(columns=["income", "expenditure"], fill_value=0.0).add_suffix("_lines")
-    joined = projection.set_index(keys)[["income", "expenditure"]].join(by_side).fillna(0.0)
-    return pd.concat([joined["income"] - joined["income_lines"], joined["expenditure"] - joined["expenditure_lines"]])
+    joined = projection.set_index(keys)[["income", "fund_top_ups", "expenditure"]].join(by_side).fillna(0.0)
+    return pd.concat([joined["income"] + joined["fund_top_ups"] - joined["income_lines"],
+                      joined["expenditure"] - joined["expenditure_lines"]])
 
 
 def portfolio_is_sum_of_libraries(projection: pd.DataFrame, portfolio: pd.DataFrame) -> pd.Series:
@@ -79,6 +81,12 @@ def fund_ledger(fund: pd.DataFrame) -> pd.Series:
     return pd.concat([flow, carried.dropna()])
 
 
+def fund_claims_add_up(claims: pd.DataFrame) -> pd.Series:
+    """Every claim: paid + unmet over the caps + unmet for want of money = claimed, none negative."""
+    parts = claims[["paid", "unmet_over_caps", "unmet_fund_empty"]]
+    return pd.concat([claims["claimed"] - parts.sum(axis=1), parts.clip(upper=0.0).stack()])
+
+
 def run_checks(forecast: Forecast, inputs: Inputs) -> list[CheckResult]:
     """Every named check, with the tolerance from ``assumptions.toml``."""
     tolerance = inputs.assumptions.tolerance_pounds
@@ -93,6 +101,8 @@ def run_checks(forecast: Forecast, inputs: Inputs) -> list[CheckResult]:
                 "each library's grant over all years = original running costs x sum of taper percentages"),
         _result("fund_ledger", fund_ledger(forecast.fund), tolerance,
                 "contingency fund: opening + top-ups - payments = closing, carried forward"),
+        _result("fund_claims_add_up", fund_claims_add_up(forecast.claims), tolerance,
+                "each fund claim: paid + unmet over the caps + unmet for want of money = claimed"),
     ]
 
 

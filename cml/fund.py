@@ -1,29 +1,55 @@
-"""The contingency fund: one pool for all libraries, simulated year by year (stage 5).
+"""The contingency fund and the year-by-year roll-forward of free reserves (stage 5).
 
-Each forecast year, claims are met in this order until the fund runs dry:
+Everything that depends on last year's balance happens here, one year at a time and vectorised
+across libraries: bank interest on the opening balance, the fund's claims, and free reserves.
 
-1. programme grants the council has decided (``contingency_grant`` rows already in the lines,
-   e.g. the 2020/21 one-off 20% when forecasting from 2019/20);
-2. building failures in libraries that carry their own fabric (roof, boiler: seed 000 para 15),
-   up to ``cap_per_claim``;
-3. libraries whose free reserves would fall below ``reserves_floor_months`` of expenditure, the
-   most exposed (fewest months of cover) first, up to the shortfall and ``cap_per_claim``.
+The fund is for emergencies (seed 000 para 15). Each forecast year its claims are met in this
+order until it runs dry:
 
-No library receives more than ``cap_per_library`` in all. What the fund cannot pay is recorded as
-unmet. In actual years the ledger records what the accounts show was paid. The ledger
-reconciles: opening + top-ups - payments = closing.
+1. ``programme`` - grants the council has decided (``contingency_grant`` rows in the lines,
+   e.g. the 2020/21 one-off 20% when forecasting from 2019/20). A council decision, not a
+   claim: never limited by the caps and never counted against a library's cap;
+2. ``building_failure`` - a roof or boiler failure in a library that carries its own fabric;
+3. ``income_cut`` - a council decision that cuts a library's income (a children's centre in the
+   building closing);
+4. ``reserves_floor`` - only where the scenario says the fund also tops libraries up
+   (``fund.pays_reserves_floor``): libraries whose free reserves would fall below
+   ``reserves_floor_months`` of recurring spending, the fewest months of cover first.
+
+Within each kind, the library with the fewest months of cover is paid first. Emergency and
+top-up claims are limited to ``cap_per_claim`` each and ``cap_per_library`` in all. The whole
+need is recorded: what the caps leave unpaid is ``unmet_over_caps``, what the empty fund leaves
+unpaid is ``unmet_fund_empty``.
+
+Two positions are kept. The library's **own** position includes emergency and programme money
+(the council would pay it) but not discretionary top-ups; the RAG and run-out year are read from
+it. The **supported** position adds the top-ups. Interest is earned on the own position's
+opening cash, so the supported position is the own one plus the top-ups paid to date, exactly.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from cml.fy import parse_fy
-from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT
 from cml.scenarios import Scenario
 
-CLAIM_ORDER = {"programme": 0, "building_failure": 1, "reserves_floor": 2}
+CLAIM_ORDER = ("programme", "building_failure", "income_cut", "reserves_floor")
+DISCRETIONARY = "reserves_floor"  # the one kind that is support, not an emergency
+CLAIM_COLUMNS = ["library_id", "year", "kind", "claimed", "paid", "unmet_over_caps", "unmet_fund_empty"]
+LEDGER_COLUMNS = ["year", "opening", "top_ups", "payments", "closing", "unmet_over_caps", "unmet_fund_empty"]
+
+
+@dataclass(frozen=True)
+class RollForward:
+    """What the year loop gives: the fund's claims and ledger, and interest per library-year."""
+
+    claims: pd.DataFrame
+    ledger: pd.DataFrame
+    interest: pd.DataFrame  # library_id, year, amount (forecast years only)
 
 
 def pay_in_order(claims: pd.DataFrame, balance: float) -> pd.Series:
@@ -48,75 +74,111 @@ def within_cap(claims: pd.DataFrame, cap_left: pd.Series) -> pd.Series:
     return (left - before).clip(lower=0.0).clip(upper=claims["claimed"])
 
 
-def simulate_fund(totals: pd.DataFrame, lines: pd.DataFrame, free_at_cut: pd.Series, scenario: Scenario,
-                  years: list[int]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run the fund through the years; return (claims, ledger).
+def interest_on(opening_cash: pd.Series, rate: float) -> pd.Series:
+    """Bank interest on a year's opening cash; nothing on a balance of nil or below.
 
-    ``totals`` has ``library_id, year, actual_or_forecast, surplus, expenditure`` before any claim;
-    ``lines`` gives programme grants and building failures; ``free_at_cut`` each library's free
-    reserves at its last actual year.
+    >>> interest_on(pd.Series([1000.0, -50.0]), 0.02).tolist()
+    [20.0, 0.0]
+    """
+    return opening_cash.clip(lower=0.0) * rate
+
+
+def roll_forward(totals: pd.DataFrame, needs: pd.DataFrame, recorded: pd.Series, free_at_cut: pd.Series,
+                 cash_less_free: pd.Series, scenario: Scenario, years: list[int], interest_rate: float) -> RollForward:
+    """Run interest and the fund through the years.
+
+    ``totals`` has ``library_id, year, actual_or_forecast, surplus, recurring_spending`` before any
+    claim and before interest; ``needs`` the emergencies and programme grants of forecast years
+    (``library_id, year, kind, amount``, kinds of :data:`CLAIM_ORDER`); ``recorded`` what the
+    accounts show the fund paid in actual years, by year; ``free_at_cut`` each library's free
+    reserves at its last actual year; ``cash_less_free`` what its cash holds beyond free reserves
+    (designated and restricted funds), constant in forecast years.
     """
     opening_year = parse_fy(scenario["fund.opening_year"])
     top_ups = {parse_fy(r["financial_year"]): float(r["amount"]) for r in scenario["fund.top_ups"]}
-    cap_claim, cap_library = scenario["fund.cap_per_claim"], scenario["fund.cap_per_library"]
-    floor_months = scenario["fund.reserves_floor_months"]
     drawn = pd.Series(0.0, index=free_at_cut.index)
-    free = free_at_cut.copy()
-    balance = scenario["fund.opening_balance"]
-    claims_out, ledger = [], []
+    own = free_at_cut.copy()  # own free reserves at the end of the last year rolled
+    topped = pd.Series(0.0, index=free_at_cut.index)  # discretionary top-ups paid to date
+    balance = float(scenario["fund.opening_balance"])
+    claims_out, ledger, interest_out = [], [], []
     totals_by_year = {year: rows.set_index("library_id") for year, rows in totals.groupby("year")}
-    fund_lines = lines[lines["line"].isin([CONTINGENCY_GRANT, BUILDING_FAILURE])]
-    lines_by_year = {year: rows for year, rows in fund_lines.groupby("year")}
-    no_lines = fund_lines.iloc[:0]
+    needs_by_year = {year: rows for year, rows in needs.groupby("year")}
+    no_needs = needs.iloc[:0]
     for year in years:
         rows = totals_by_year[year]
         actual = rows["actual_or_forecast"] == "actual"
-        forecast_rows = rows[~actual]
-        free_before = free.reindex(forecast_rows.index) + forecast_rows["surplus"]
+        ahead = rows[~actual]
+        interest = interest_on(own.reindex(ahead.index) + cash_less_free.reindex(ahead.index), interest_rate)
+        interest_out.append(pd.DataFrame({"library_id": ahead.index, "year": year, "amount": interest.to_numpy()}))
+        own_before = own.reindex(ahead.index) + ahead["surplus"] + interest
         if year < opening_year:  # deficits before the fund opens still run reserves down
-            free = free_before.combine_first(free)
+            own = own_before.combine_first(own)
             continue
-        in_year = lines_by_year.get(year, no_lines)
-        paid_in_accounts = in_year[in_year["line"] == CONTINGENCY_GRANT].groupby("library_id")["amount"].sum()
-        recorded = float(paid_in_accounts.reindex(rows.index[actual], fill_value=0.0).sum())
-        opening, balance = balance, balance + top_ups.get(year, 0.0) - recorded
-        claims = _claims(forecast_rows, in_year, free_before, floor_months, cap_claim, scenario)
-        claims = claims[claims["claimed"] > 0].sort_values(["order", "months_of_cover", "library_id"])
-        claims["claimed"] = within_cap(claims, (cap_library - drawn).clip(lower=0.0))
-        claims = claims[claims["claimed"] > 0]
-        claims["paid"] = pay_in_order(claims, max(balance, 0.0))
-        claims["unmet"] = claims["claimed"] - claims["paid"]
+        paid_before = float(recorded.get(year, 0.0))
+        opening, balance = balance, balance + top_ups.get(year, 0.0) - paid_before
+        in_year = needs_by_year.get(year, no_needs)
+        claims, balance = _meet_claims(ahead, in_year[in_year["library_id"].isin(ahead.index)], own_before, topped,
+                                       drawn, balance, scenario)
         claims["year"] = year
-        paid_by_library = claims.groupby("library_id")["paid"].sum()
-        drawn = drawn.add(paid_by_library, fill_value=0.0)
-        free = (free_before + paid_by_library.reindex(forecast_rows.index, fill_value=0.0)).combine_first(free)
-        balance -= float(claims["paid"].sum())
+        capped = claims[claims["kind"] != "programme"]
+        drawn = drawn.add(capped.groupby("library_id")["paid"].sum(), fill_value=0.0)
+        emergency = claims[claims["kind"] != DISCRETIONARY].groupby("library_id")["paid"].sum()
+        discretionary = claims[claims["kind"] == DISCRETIONARY].groupby("library_id")["paid"].sum()
+        own = (own_before + emergency.reindex(ahead.index, fill_value=0.0)).combine_first(own)
+        topped = topped.add(discretionary, fill_value=0.0)
         claims_out.append(claims)
         ledger.append({"year": year, "opening": opening, "top_ups": top_ups.get(year, 0.0),
-                       "payments": recorded + float(claims["paid"].sum()), "closing": balance,
-                       "unmet": float(claims["unmet"].sum())})
-    columns = ["library_id", "year", "kind", "claimed", "paid", "unmet"]
-    claims_frame = pd.concat([pd.DataFrame(columns=columns), *claims_out], ignore_index=True)[columns]
-    claims_frame = claims_frame.astype({"year": int, "claimed": float, "paid": float, "unmet": float})
-    return claims_frame, pd.DataFrame(ledger, columns=["year", "opening", "top_ups", "payments", "closing", "unmet"])
+                       "payments": paid_before + float(claims["paid"].sum()), "closing": balance,
+                       "unmet_over_caps": float(claims["unmet_over_caps"].sum()),
+                       "unmet_fund_empty": float(claims["unmet_fund_empty"].sum())})
+    claims_frame = pd.concat([pd.DataFrame(columns=CLAIM_COLUMNS), *claims_out], ignore_index=True)[CLAIM_COLUMNS]
+    claims_frame = claims_frame.astype({"year": int} | {c: float for c in CLAIM_COLUMNS[3:]})
+    interest_frame = pd.concat(interest_out, ignore_index=True) if interest_out else pd.DataFrame(
+        columns=["library_id", "year", "amount"])
+    return RollForward(claims_frame, pd.DataFrame(ledger, columns=LEDGER_COLUMNS), interest_frame)
 
 
-def _claims(rows: pd.DataFrame, in_year: pd.DataFrame, free_before: pd.Series, floor_months: float,
-            cap_claim: float, scenario: Scenario) -> pd.DataFrame:
-    """This year's claims, one row per library and kind, before the fund's balance is applied."""
-    months = free_before / (rows["expenditure"] / 12.0).where(rows["expenditure"] > 0)
-    ids = rows.index
-    in_forecast = in_year[in_year["library_id"].isin(ids)]
-    programme = in_forecast[in_forecast["line"] == CONTINGENCY_GRANT].groupby("library_id")["amount"].sum()
-    failures = in_forecast[in_forecast["line"] == BUILDING_FAILURE].groupby("library_id")["amount"].sum()
-    failures = failures.clip(upper=cap_claim) if scenario["fund.pays_building_failures"] else failures * 0.0
-    floor = (floor_months * rows["expenditure"] / 12.0 - free_before - failures.reindex(ids, fill_value=0.0)).clip(lower=0.0)
-    parts = [
-        pd.DataFrame({"library_id": programme.index, "kind": "programme", "claimed": programme.to_numpy()}),
-        pd.DataFrame({"library_id": failures.index, "kind": "building_failure", "claimed": failures.to_numpy()}),
-        pd.DataFrame({"library_id": ids, "kind": "reserves_floor", "claimed": floor.clip(upper=cap_claim).to_numpy()}),
-    ]
-    claims = pd.concat(parts, ignore_index=True).astype({"claimed": float})
-    claims["order"] = claims["kind"].map(CLAIM_ORDER)
+def _meet_claims(rows: pd.DataFrame, needs: pd.DataFrame, own_before: pd.Series, topped: pd.Series,
+                 drawn: pd.Series, balance: float, scenario: Scenario) -> tuple[pd.DataFrame, float]:
+    """This year's claims in order of kind and need: capped, then paid while the fund lasts.
+
+    The reserves-floor claim is worked out after the emergencies are paid, on the supported
+    position (own free reserves plus top-ups to date), so a library is topped up only to the floor.
+    """
+    cap_claim, cap_library = scenario["fund.cap_per_claim"], scenario["fund.cap_per_library"]
+    monthly = (rows["recurring_spending"] / 12.0).where(rows["recurring_spending"] > 0)
+    supported = own_before + topped.reindex(rows.index, fill_value=0.0)
+    months = (supported / monthly).fillna(np.inf)
+    kinds = [k for k in CLAIM_ORDER[:3] if k != "building_failure" or scenario["fund.pays_building_failures"]]
+    emergencies = {kind: needs[needs["kind"] == kind].groupby("library_id")["amount"].sum() for kind in kinds}
+    claims, balance = _pay(emergencies, months, drawn, cap_claim, cap_library, balance)
+    if scenario["fund.pays_reserves_floor"]:
+        paid_now = claims.groupby("library_id")["paid"].sum().reindex(rows.index, fill_value=0.0)
+        floor = scenario["fund.reserves_floor_months"] * monthly.fillna(0.0)
+        shortfall = (floor - supported - paid_now).clip(lower=0.0)
+        drawn_now = drawn.add(claims[claims["kind"] != "programme"].groupby("library_id")["paid"].sum(), fill_value=0.0)
+        top_up, balance = _pay({DISCRETIONARY: shortfall[shortfall > 0]}, months, drawn_now, cap_claim, cap_library,
+                               balance)
+        claims = pd.concat([claims, top_up], ignore_index=True)
+    return claims, balance
+
+
+def _pay(needs: dict[str, pd.Series], months: pd.Series, drawn: pd.Series, cap_claim: float, cap_library: float,
+         balance: float) -> tuple[pd.DataFrame, float]:
+    """Claims of the given kinds, in :data:`CLAIM_ORDER` then fewest months of cover first."""
+    parts = [pd.DataFrame({"library_id": amounts.index, "kind": kind, "claimed": amounts.to_numpy(dtype=float)})
+             for kind, amounts in needs.items() if len(amounts)]
+    claims = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["library_id", "kind", "claimed"])
+    claims = claims[claims["claimed"] > 0].astype({"claimed": float})
+    claims["order"] = claims["kind"].map(CLAIM_ORDER.index)
     claims["months_of_cover"] = claims["library_id"].map(months).fillna(np.inf)
-    return claims
+    claims = claims.sort_values(["order", "months_of_cover", "library_id"], ignore_index=True)
+    capped = claims["kind"] != "programme"
+    allowed = claims["claimed"].copy()
+    allowed[capped] = within_cap(claims[capped].assign(claimed=claims.loc[capped, "claimed"].clip(upper=cap_claim)),
+                                 (cap_library - drawn).clip(lower=0.0))
+    claims["paid"] = pay_in_order(claims.assign(claimed=allowed), max(balance, 0.0))
+    claims["unmet_over_caps"] = claims["claimed"] - allowed
+    claims["unmet_fund_empty"] = allowed - claims["paid"]
+    return claims[["library_id", "kind", "claimed", "paid", "unmet_over_caps", "unmet_fund_empty"]], \
+        balance - float(claims["paid"].sum())

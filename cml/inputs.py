@@ -33,6 +33,7 @@ BUILDING_REPAIRS = "building_repairs"
 BUILDING_FAILURE = "building_failure"
 LEASE_FEES = "lease_fees"
 ONE_OFF_COSTS = "one_off_costs"
+FUND_TOP_UP = "fund_top_up"
 MODEL_LINES = {  # line: (side, what cml uses it for)
     CONTINGENCY_GRANT: ("income", "contingency fund payments"),
     OTHER_GRANTS: ("income", "the funders' lease-security rule"),
@@ -41,9 +42,10 @@ MODEL_LINES = {  # line: (side, what cml uses it for)
     BUILDING_FAILURE: ("expenditure", "building failures in scenarios"),
     LEASE_FEES: ("expenditure", "lease extension fees"),
     ONE_OFF_COSTS: ("expenditure", "a trustee's one-off cost"),
+    FUND_TOP_UP: ("income", "contingency fund top-ups to a reserves floor, where a scenario pays them"),
 }
 SIDES = ("income", "expenditure")
-FORECAST_METHODS = ("schedule", "one_off", "trend")
+FORECAST_METHODS = ("schedule", "one_off", "trend", "ratio", "interest")
 YES_NO = ("yes", "no")
 MAX_MONTHS = 120  # a reserves policy of more than ten years' spending is a typing slip, not a policy
 
@@ -117,6 +119,7 @@ LINES = TableSpec(
         Column("forecast", "choice", FORECAST_METHODS),
         Column("label"),
         Column("source"),
+        Column("ratio_of", required=False),
     ),
     key=("line",),
 )
@@ -147,7 +150,18 @@ TRUSTEE_PROJECTIONS = TableSpec(
     key=("library_id", "financial_year"),
     optional=True,
 )
-TABLES = (LIBRARIES, ACCOUNTS, RESERVES, LINES, TAPER, ONE_OFF_GRANTS, TRUSTEE_PROJECTIONS)
+LEASE_EXTENSIONS = TableSpec(
+    "lease_extensions.csv",
+    (
+        Column("library_id"),
+        Column("financial_year", "fy"),
+        Column("years_added", "count", minimum=1),
+        Column("source"),
+    ),
+    key=("library_id", "financial_year"),
+    optional=True,
+)
+TABLES = (LIBRARIES, ACCOUNTS, RESERVES, LINES, TAPER, ONE_OFF_GRANTS, TRUSTEE_PROJECTIONS, LEASE_EXTENSIONS)
 
 
 @dataclass(frozen=True)
@@ -157,11 +171,18 @@ class Assumptions:
     horizon: int
     actuals_to: int | None
     base_years: int
+    abnormal_years: tuple[int, ...]
+    annual_gap_years: int
     cost_growth: float
     income_growth: float
+    interest_rate: float
     grant_payment: str
     red_below_months: float
     amber_below_months: float
+    not_green_within_years: int
+    interim_provision_per_year: float
+    real_terms_inflation: float
+    stale_after_months: int
     tolerance_pounds: float
     raw: dict = field(repr=False, compare=False, default_factory=dict)
 
@@ -177,6 +198,7 @@ class Inputs:
     taper: pd.DataFrame
     one_off_grants: pd.DataFrame
     trustee_projections: pd.DataFrame
+    lease_extensions: pd.DataFrame
     assumptions: Assumptions
     checksums: dict[str, str]
 
@@ -256,6 +278,9 @@ def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list
         return None
     out = pd.DataFrame(index=frame.index)
     for column in spec.columns:
+        if not column.required:  # an optional column may be left out or left blank
+            out[column.name] = frame[column.name] if column.name in frame.columns else ""
+            continue
         out[column.name] = _convert(frame[column.name], column, label, problems)
     _check_duplicates(frame, spec, label, problems)
     out[WHERE_FILE], out[WHERE_ROW] = label, frame.index
@@ -383,12 +408,34 @@ def _fy_setting(raw: dict, path: str, label: str, problems: list[Problem], allow
 
 
 KNOWN_SETTINGS = {
-    "forecast": {"horizon", "actuals_to", "base_years"},
-    "growth": {"costs", "income"},
+    "forecast": {"horizon", "actuals_to", "base_years", "abnormal_years", "annual_gap_years"},
+    "growth": {"costs", "income", "interest_on_balances"},
     "grant": {"payment"},
-    "rag": {"red_below_months", "amber_below_months"},
+    "rag": {"red_below_months", "amber_below_months", "not_green_if_runs_out_within_years"},
+    "council": {"interim_provision_per_year"},
+    "reporting": {"real_terms_inflation", "stale_after_months"},
     "checks": {"tolerance_pounds"},
 }
+
+
+def _fy_list_setting(raw: dict, path: str, label: str, problems: list[Problem]) -> tuple[int, ...] | None:
+    """A list of financial-year labels (``["2020/21", "2021/22"]``), as start years."""
+    section, key = path.split(".")
+    value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+    if value is None:
+        problems.append(Problem(label, None, path, "setting is missing"))
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        problems.append(Problem(label, None, path, f'{value!r} should be a list of financial years like ["2020/21"]'))
+        return None
+    years = []
+    for item in value:
+        try:
+            years.append(parse_fy(item))
+        except ValueError as err:
+            problems.append(Problem(label, None, path, str(err)))
+            return None
+    return tuple(sorted(set(years)))
 
 
 def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Assumptions | None:
@@ -404,12 +451,22 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
     values = {
         "horizon": _fy_setting(raw, "forecast.horizon", label, problems, allow_blank=False),
         "actuals_to": _fy_setting(raw, "forecast.actuals_to", label, problems, allow_blank=True),
-        "base_years": _setting(raw, "forecast.base_years", int, label, problems, minimum=1),
+        "base_years": _setting(raw, "forecast.base_years", int, label, problems, minimum=1, maximum=10),
+        "abnormal_years": _fy_list_setting(raw, "forecast.abnormal_years", label, problems),
+        "annual_gap_years": _setting(raw, "forecast.annual_gap_years", int, label, problems, minimum=1, maximum=10),
         "cost_growth": _setting(raw, "growth.costs", float, label, problems, minimum=-0.5, maximum=1.0),
         "income_growth": _setting(raw, "growth.income", float, label, problems, minimum=-0.5, maximum=1.0),
+        "interest_rate": _setting(raw, "growth.interest_on_balances", float, label, problems, minimum=0, maximum=0.2),
         "grant_payment": _setting(raw, "grant.payment", str, label, problems),
         "red_below_months": _setting(raw, "rag.red_below_months", float, label, problems, minimum=0),
         "amber_below_months": _setting(raw, "rag.amber_below_months", float, label, problems, minimum=0),
+        "not_green_within_years": _setting(raw, "rag.not_green_if_runs_out_within_years", int, label, problems,
+                                           minimum=0, maximum=30),
+        "interim_provision_per_year": _setting(raw, "council.interim_provision_per_year", float, label, problems,
+                                               minimum=0, maximum=10_000_000),
+        "real_terms_inflation": _setting(raw, "reporting.real_terms_inflation", float, label, problems,
+                                         minimum=-0.5, maximum=1.0),
+        "stale_after_months": _setting(raw, "reporting.stale_after_months", int, label, problems, minimum=1, maximum=120),
         "tolerance_pounds": _setting(raw, "checks.tolerance_pounds", float, label, problems, minimum=0),
     }
     if values["grant_payment"] is not None and values["grant_payment"] not in PAYMENT_TIMINGS:
@@ -446,13 +503,27 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     _flag(libraries, ~libraries["library_id"].str.fullmatch(SLUG), "library_id",
           "'{value}' should be lower-case letters, digits and hyphens (e.g. barrow-upon-soar): it names files", problems)
     known = set(libraries["library_id"])
-    for name in ("accounts.csv", "reserves.csv", "trustee_projections.csv"):
+    for name in ("accounts.csv", "reserves.csv", "trustee_projections.csv", "lease_extensions.csv"):
         if name in tables:
             frame = tables[name]
             _flag(frame, ~frame["library_id"].isin(known), "library_id", "'{value}' is not a known library_id (not in libraries.csv)", problems)
     for name in ("accounts.csv", "one_off_grants.csv"):
         frame = tables[name]
         _flag(frame, ~frame["line"].isin(set(lines["line"])), "line", "'{value}' is not a known line (not in lines.csv)", problems)
+    trend_lines = set(lines.loc[lines["forecast"] == "trend", "line"])
+    ratio = lines["forecast"] == "ratio"
+    _flag(lines, ratio & ~lines["ratio_of"].isin(trend_lines), "ratio_of",
+          "'{line}' is forecast as a ratio, so ratio_of must name a trend line it moves with (e.g. cafe), not '{value}'",
+          problems)
+    _flag(lines, ~ratio & (lines["ratio_of"] != ""), "ratio_of", "'{line}' is not forecast as a ratio: leave ratio_of blank",
+          problems)
+    if (lines["forecast"] == "interest").sum() > 1:
+        problems.append(Problem("lines.csv", None, "forecast", "at most one line may be forecast as 'interest' (bank interest)"))
+    if "lease_extensions.csv" in tables:
+        extensions = tables["lease_extensions.csv"]
+        start = fy_of_dates(libraries["lease_start"]).set_axis(libraries["library_id"].to_numpy())
+        _flag(extensions, extensions["financial_year"] <= extensions["library_id"].map(start), "financial_year",
+              "{fy} is not after {library_id}'s lease began: an extension adds years to a lease already running", problems)
     if (lines["forecast"] == "schedule").sum() != 1:
         problems.append(Problem("lines.csv", None, "forecast", "exactly one line must be forecast by 'schedule' (the taper grant)"))
     missing_lines = sorted(set(MODEL_LINES) - set(lines["line"]))
@@ -662,6 +733,9 @@ def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checks
 
     empty_trustees = pd.DataFrame(columns=["library_id", "year", "income", "expenditure", "closing_reserves"])
     trustees = tables.get("trustee_projections.csv")
+    extensions = tables.get("lease_extensions.csv")
+    no_extensions = pd.DataFrame({"library_id": pd.Series(dtype=str), "year": pd.Series(dtype=int),
+                                  "years_added": pd.Series(dtype=float), "source": pd.Series(dtype=str)})
     return Inputs(
         libraries=plain(tables["libraries.csv"]),
         accounts=years(tables["accounts.csv"]),
@@ -670,6 +744,7 @@ def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checks
         taper=plain(tables["taper.csv"]).assign(grant_year=lambda t: t["grant_year"].astype(int)),
         one_off_grants=years(tables["one_off_grants.csv"]),
         trustee_projections=empty_trustees if trustees is None else years(trustees),
+        lease_extensions=no_extensions if extensions is None else years(extensions),
         assumptions=assumptions,
         checksums=checksums,
     )

@@ -22,26 +22,34 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 
 from cml import __version__
+from cml.fy import fy_end, fy_label
 from cml.inputs import Inputs
 from cml.projection import Forecast, comparison_years, option_comparison
 from cml.scenarios import BASELINE
 
 PROJECTION_COLUMNS = [
     "library_id", "name", "financial_year", "scenario", "actual_or_forecast", "council_grant",
-    "self_generated_income", "other_income", "fund_support", "income", "expenditure", "surplus", "opening_reserves",
-    "closing_reserves", "free_reserves", "reserves_target", "months_of_cover", "rag",
+    "self_generated_income", "other_income", "fund_support", "income", "expenditure", "recurring_spending", "surplus",
+    "opening_reserves", "closing_reserves", "free_reserves", "reserves_target", "months_of_cover", "rag",
+    "fund_top_ups", "free_reserves_supported", "rag_supported",
 ]
 PORTFOLIO_COLUMNS = [
     "scenario", "financial_year", "libraries_red", "libraries_amber", "libraries_green", "council_grant",
-    "income", "expenditure", "deficit", "closing_reserves", "free_reserves", "council_cost_council_grant",
-    "council_cost_fund_payments", "council_cost_running_costs", "council_cost_fabric_repairs",
-    "council_cost_lease_fees", "council_cost_total", "fund_closing", "fund_unmet",
+    "income", "expenditure", "deficit", "closing_reserves", "free_reserves", "fund_top_ups", "free_reserves_supported",
+    "council_cost_council_grant", "council_cost_fund_payments", "council_cost_running_costs",
+    "council_cost_fabric_repairs", "council_cost_lease_fees", "council_cost_interim_provision", "council_cost_total",
+    "council_new_money", "fund_closing", "fund_unmet_over_caps", "fund_unmet_fund_empty",
 ]
-FUND_COLUMNS = ["scenario", "financial_year", "opening", "top_ups", "payments", "closing", "unmet"]
+FUND_COLUMNS = ["scenario", "library_id", "name", "financial_year", "kind", "claimed", "paid", "unmet_over_caps",
+                "unmet_fund_empty"]
+FUND_LEDGER_COLUMNS = ["scenario", "financial_year", "opening", "top_ups", "payments", "closing", "unmet_over_caps",
+                       "unmet_fund_empty"]
+LEASE_COLUMNS = ["scenario", "library_id", "financial_year", "lease_end", "lease_years_remaining", "extended",
+                 "extension", "fees", "short_of_security"]
 SUMMARY_COLUMNS = [
     "scenario", "library_id", "name", "rag_now", "months_of_cover_now", "last_grant_year",
-    "months_of_cover_at_grant_end", "run_out_year", "horizon_closing_reserves", "horizon_free_reserves",
-    "annual_gap", "annual_gap_years", "council_cost",
+    "months_of_cover_at_grant_end", "run_out_year", "run_out_year_supported", "horizon_closing_reserves",
+    "horizon_free_reserves", "horizon_free_reserves_supported", "annual_gap", "annual_gap_years", "council_cost",
 ]
 NOT_WITHIN_HORIZON = "not within horizon"  # options.csv's word for a contingency fund that never runs dry
 MONEY_FORMAT = '£#,##0;[Red](£#,##0);"-"'
@@ -49,13 +57,33 @@ MONTHS_FORMAT = "0.0"
 NOT_MONEY = {"months_of_cover", "months_of_cover_now", "months_of_cover_at_grant_end"}
 
 
+def accounts_age(latest_year: int, run_at: datetime, stale_after_months: int) -> dict:
+    """How old the latest accounts are when the pack is made: their year, the date that year ended,
+    and whether the run is more than ``stale_after_months`` after it (every page then says so).
+
+    >>> accounts_age(2023, datetime(2026, 12, 2, tzinfo=UTC), 15)["accounts_stale"]
+    True
+    >>> accounts_age(2023, datetime(2025, 6, 30, tzinfo=UTC), 15)["accounts_stale"]
+    False
+    """
+    year_end = fy_end(latest_year)
+    months = (run_at.year - year_end.year) * 12 + (run_at.month - year_end.month) - (run_at.day < year_end.day)
+    return {"latest_accounts_year": fy_label(latest_year), "latest_accounts_year_end": year_end.strftime("%Y-%m-%d"),
+            "months_since_accounts": months, "accounts_stale": months > stale_after_months}
+
+
 def run_info(inputs: Inputs) -> dict:
-    """What every page footer and ``run.json`` say about this run."""
+    """What every page footer and ``run.json`` say about this run, including how old the accounts are."""
+    run_at = datetime.now(UTC)
+    latest = int(inputs.reserves["year"].max())
+    if inputs.assumptions.actuals_to is not None:
+        latest = min(latest, inputs.assumptions.actuals_to)
     return {
         "version": __version__,
-        "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "run_at": run_at.isoformat(timespec="seconds"),
         "inputs_sha256": inputs.inputs_sha256,
         "illustrative": inputs.illustrative,
+        **accounts_age(latest, run_at, inputs.assumptions.stale_after_months),
     }
 
 
@@ -66,13 +94,16 @@ def scenario_comparison(forecast: Forecast) -> pd.DataFrame:
     keys = ["scenario", "library_id"]
     table = forecast.summary[keys + ["name", "run_out_year", "horizon_free_reserves", "council_cost"]].copy()
     table["run_out_year"] = table["run_out_year"].fillna("beyond horizon")
+    table["run_out_year_supported"] = forecast.summary["run_out_year_supported"].fillna("beyond horizon")
     baseline = table[table["scenario"] == BASELINE].set_index("library_id")["horizon_free_reserves"]
     table["change_from_baseline"] = table["horizon_free_reserves"] - table["library_id"].map(baseline)
     claims = forecast.claims.merge(comparison_years(forecast.projection), on=["library_id", "year"])
-    claims = claims.groupby(keys)[["paid", "unmet"]].sum().rename(
-        columns={"paid": "fund_claims_paid", "unmet": "fund_claims_unmet"})
+    claims = claims.groupby(keys)[["paid", "unmet_over_caps", "unmet_fund_empty"]].sum().rename(
+        columns={"paid": "fund_claims_paid", "unmet_over_caps": "fund_unmet_over_caps",
+                 "unmet_fund_empty": "fund_unmet_fund_empty"})
     table = table.join(claims, on=keys)
-    table[["fund_claims_paid", "fund_claims_unmet"]] = table[["fund_claims_paid", "fund_claims_unmet"]].fillna(0.0)
+    paid_columns = ["fund_claims_paid", "fund_unmet_over_caps", "fund_unmet_fund_empty"]
+    table[paid_columns] = table[paid_columns].fillna(0.0)
     return table
 
 
@@ -83,7 +114,9 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "scenarios": scenario_comparison(forecast),
         "summary": forecast.summary[SUMMARY_COLUMNS],
         "portfolio": forecast.portfolio[PORTFOLIO_COLUMNS],
-        "fund": forecast.fund[FUND_COLUMNS],
+        "fund": forecast.claims[FUND_COLUMNS],
+        "fund_ledger": forecast.fund[FUND_LEDGER_COLUMNS],
+        "leases": forecast.leases.assign(lease_end=forecast.leases["lease_end"].dt.strftime("%Y-%m-%d"))[LEASE_COLUMNS],
         "projection": forecast.projection[PROJECTION_COLUMNS],
     }
 

@@ -10,8 +10,13 @@ How each line is forecast is data (``lines.csv`` column ``forecast``):
 
 * ``schedule`` - the council taper grant from :mod:`cml.schedule`;
 * ``one_off`` - only what ``one_off_grants.csv`` names for a forecast year (nothing otherwise);
-* ``trend`` - the average of the latest ``base_years`` full actual years (a year a library did
-  not report the line counts as nil), grown each year by ``growth.costs`` or ``growth.income``.
+* ``trend`` - the library's own latest normal year (or the average of its latest ``base_years``
+  normal full years, each restated in the last actual year's prices), grown from the last actual
+  year by ``growth.costs`` or ``growth.income``. Years named in ``forecast.abnormal_years`` (the
+  Covid years) are never a base; a year a library did not report the line counts as nil;
+* ``ratio`` - a fixed share of another line (café cost of sales moves with café sales), the share
+  taken from the library's own base years;
+* ``interest`` - a rate on each year's opening cash (:mod:`cml.fund`, which rolls balances forward).
 
 In forecast years restricted funds, designated funds and fixed assets stay at their last actual
 value, so each year's surplus or deficit moves free reserves pound for pound.
@@ -27,25 +32,25 @@ import pandas as pd
 from cml.adjustments import (
     add_shocks,
     apply_closure,
+    apply_income_cuts,
     apply_leases,
     apply_levers,
     forecast_rows,
     lease_path,
     lever_libraries,
-    original_lease_end,
     transfer_to_council,
-    years_left,
 )
 from cml.checks import assert_reconciles
-from cml.fund import simulate_fund
-from cml.fy import fy_end, fy_label, fy_of_dates, year_ranges
-from cml.inputs import CONTINGENCY_GRANT, Assumptions, Inputs
+from cml.fund import DISCRETIONARY, roll_forward
+from cml.fy import fy_label, fy_of_dates, parse_fy, year_ranges
+from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, Assumptions, Inputs
 from cml.scenarios import BASELINE, Scenario
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
 RAG_ORDER = ("Red", "Amber", "Green")
-GAP_YEARS = 3  # the annual gap is averaged over this many forecast years without the taper grant
-COUNCIL_COMPONENTS = ("council_grant", "fund_payments", "running_costs", "fabric_repairs", "lease_fees")
+COUNCIL_COMPONENTS = ("council_grant", "fund_payments", "running_costs", "fabric_repairs", "lease_fees",
+                      "interim_provision")
+EARMARKED = ("fund_payments",)  # paid from money the council already holds in the contingency fund
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,9 @@ class Forecast:
     fund: pd.DataFrame
     leases: pd.DataFrame
     one_off_grants: pd.DataFrame
+    base_years: pd.DataFrame
+    line_ratios: pd.DataFrame
+    lease_extensions: pd.DataFrame
     assumptions: Assumptions
     settings: dict[str, dict] = field(default_factory=dict)
     checks: tuple = ()
@@ -109,33 +117,83 @@ def actual_lines(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
     return accounts.loc[keep, ["library_id", "year", "line", "amount"]]
 
 
-def trend_base(actuals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
-    """Average of each trend line over the latest ``base_years`` full years before the forecast.
+def base_years(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
+    """The years each library's forecast starts from (``library_id, year``): its latest
+    ``base_years`` normal full years up to its last actual year.
 
-    The transfer year is a part year, so it is left out whenever a full year exists. A line
-    missing from a year's accounts counts as nil in the average.
+    A year in ``forecast.abnormal_years`` is never a base, nor the part-year of the transfer while a
+    full year exists; a library with no normal full year at all falls back to its latest full year.
     """
-    trend_lines = inputs.lines.loc[inputs.lines["forecast"] == "trend", "line"]
-    first_full = (first_years(inputs.libraries) + 1).reindex(last_actual.index)
-    window_start = np.maximum(last_actual - inputs.assumptions.base_years + 1, np.minimum(first_full, last_actual))
-    years_in_window = last_actual - window_start + 1
-    in_window = (actuals["year"] >= actuals["library_id"].map(window_start)) & (
-        actuals["year"] <= actuals["library_id"].map(last_actual))
-    window = actuals[in_window & actuals["line"].isin(trend_lines)]
-    base = window.groupby(["library_id", "line"], as_index=False)["amount"].sum()
-    base["base"] = base["amount"] / base["library_id"].map(years_in_window)
-    base["base_year"] = base["library_id"].map(last_actual)
-    return base[["library_id", "line", "base", "base_year"]]
+    assumptions = inputs.assumptions
+    years = inputs.reserves[["library_id", "year"]]
+    years = years[years["year"] <= years["library_id"].map(last_actual)]
+    transfer = years["library_id"].map(first_years(inputs.libraries))
+    has_full = (years["year"] > transfer).groupby(years["library_id"]).transform("any")
+    years = years[(years["year"] > transfer) | ~has_full].assign(
+        abnormal=lambda y: y["year"].isin(assumptions.abnormal_years))
+    has_normal = (~years["abnormal"]).groupby(years["library_id"]).transform("any")
+    years = years[~years["abnormal"] | ~has_normal].sort_values(["library_id", "year"])
+    chosen = years.groupby("library_id").tail(assumptions.base_years)
+    return chosen[["library_id", "year"]].reset_index(drop=True)
+
+
+def _in_base(actuals: pd.DataFrame, base: pd.DataFrame, lines: pd.Series) -> pd.DataFrame:
+    """Every base-year amount of ``lines``, with a row of nil for a line a library did not report."""
+    in_window = actuals.merge(base, on=["library_id", "year"])
+    in_window = in_window[in_window["line"].isin(lines)]
+    reported = in_window[["library_id", "line"]].drop_duplicates()
+    full = base.merge(reported, on="library_id")
+    return full.merge(in_window, on=["library_id", "year", "line"], how="left").fillna({"amount": 0.0})
+
+
+def trend_base(actuals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series, base: pd.DataFrame) -> pd.DataFrame:
+    """Each trend line's starting level, in the prices of the library's last actual year.
+
+    Each base year's amount is first grown to the last actual year at its side's growth rate, so
+    an average of several years is not a step down from the latest accounts.
+    """
+    meta = inputs.lines.set_index("line")
+    rows = _in_base(actuals, base, meta.index[meta["forecast"] == "trend"].to_series())
+    growth = np.where(rows["line"].map(meta["side"]) == "expenditure", inputs.assumptions.cost_growth,
+                      inputs.assumptions.income_growth)
+    last = rows["library_id"].map(last_actual)
+    rows["base"] = rows["amount"] * (1.0 + growth) ** (last - rows["year"])
+    out = rows.groupby(["library_id", "line"], as_index=False)["base"].mean()
+    out["base_year"] = out["library_id"].map(last_actual)
+    return out[["library_id", "line", "base", "base_year"]]
 
 
 def forecast_trend_lines(base: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
-    """Grow each base from its base year at the growth rate of its side (costs or income)."""
+    """Grow each base from the last actual year at the growth rate of its side (costs or income)."""
     forecast_years = grid[grid["actual_or_forecast"] == "forecast"][["library_id", "year"]]
     rows = forecast_years.merge(base, on="library_id")
     side = rows["line"].map(inputs.lines.set_index("line")["side"])
     growth = np.where(side == "expenditure", inputs.assumptions.cost_growth, inputs.assumptions.income_growth)
     rows["amount"] = rows["base"] * (1.0 + growth) ** (rows["year"] - rows["base_year"])
     return rows[["library_id", "year", "line", "amount"]]
+
+
+def line_ratios(actuals: pd.DataFrame, inputs: Inputs, base: pd.DataFrame) -> pd.DataFrame:
+    """Each ``ratio`` line as a share of the line it moves with, over the library's base years
+    (``library_id, line, ratio_of, ratio``); nil where the driver earned nothing then."""
+    meta = inputs.lines[inputs.lines["forecast"] == "ratio"].set_index("line")["ratio_of"]
+    if meta.empty:
+        return pd.DataFrame(columns=["library_id", "line", "ratio_of", "ratio"])
+    amounts = _in_base(actuals, base, pd.concat([meta.index.to_series(), meta])).groupby(
+        ["library_id", "line"])["amount"].sum()
+    pairs = base[["library_id"]].drop_duplicates().merge(meta.rename("ratio_of").reset_index(), how="cross")
+    cost = amounts.reindex(pd.MultiIndex.from_frame(pairs[["library_id", "line"]])).fillna(0.0).to_numpy()
+    driver = amounts.reindex(pd.MultiIndex.from_frame(pairs[["library_id", "ratio_of"]])).fillna(0.0).to_numpy()
+    pairs["ratio"] = np.divide(cost, driver, out=np.zeros_like(cost), where=driver > 0)
+    return pairs
+
+
+def ratio_lines(lines: pd.DataFrame, ratios: pd.DataFrame, grid: pd.DataFrame) -> pd.DataFrame:
+    """Forecast ``ratio`` lines from their drivers as the scenario left them (after levers and closures)."""
+    drivers = lines[forecast_rows(lines, grid)].rename(columns={"line": "ratio_of"})
+    rows = drivers.merge(ratios, on=["library_id", "ratio_of"])
+    rows["amount"] = rows["amount"] * rows["ratio"]
+    return pd.concat([lines, rows[["library_id", "year", "line", "amount"]]], ignore_index=True)
 
 
 def forecast_grant_lines(schedule: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
@@ -148,12 +206,28 @@ def forecast_grant_lines(schedule: pd.DataFrame, grid: pd.DataFrame, inputs: Inp
     return forecast_years.merge(grants, on=["library_id", "year"])[["library_id", "year", "line", "amount"]]
 
 
-def all_lines(inputs: Inputs, schedule: pd.DataFrame, grid: pd.DataFrame, last_actual: pd.Series) -> pd.DataFrame:
-    """Actual and forecast amounts by line, with each line's side and group attached."""
+@dataclass(frozen=True)
+class Base:
+    """Where every forecast starts: the base years, each trend line's level and the ratio lines' shares."""
+
+    years: pd.DataFrame
+    trend: pd.DataFrame
+    ratios: pd.DataFrame
+
+
+def forecast_base(inputs: Inputs, last_actual: pd.Series) -> Base:
+    """The base of every trend and ratio line (what the fitted forecast would replace)."""
     actuals = actual_lines(inputs, last_actual)
-    base = trend_base(actuals, inputs, last_actual)
+    years = base_years(inputs, last_actual)
+    return Base(years, trend_base(actuals, inputs, last_actual, years), line_ratios(actuals, inputs, years))
+
+
+def all_lines(inputs: Inputs, schedule: pd.DataFrame, grid: pd.DataFrame, last_actual: pd.Series,
+              base: Base) -> pd.DataFrame:
+    """Actual amounts by line, trend lines forecast from the base, and the council's grants."""
     lines = pd.concat(
-        [actuals, forecast_trend_lines(base, grid, inputs), forecast_grant_lines(schedule, grid, inputs)],
+        [actual_lines(inputs, last_actual), forecast_trend_lines(base.trend, grid, inputs),
+         forecast_grant_lines(schedule, grid, inputs)],
         ignore_index=True,
     )
     return attach_line_meta(lines, inputs)
@@ -170,16 +244,26 @@ def attach_line_meta(lines: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
 # Yearly totals and reserves
 
 
-def yearly_totals(lines: pd.DataFrame, grid: pd.DataFrame) -> pd.DataFrame:
-    """Grant, self-generated income, other income, income, expenditure and surplus per library-year."""
+def yearly_totals(lines: pd.DataFrame, grid: pd.DataFrame, one_off_costs: set[str]) -> pd.DataFrame:
+    """Grant, self-generated income, other income, income, expenditure and surplus per library-year.
+
+    ``income`` is the library's own position: discretionary fund top-ups are apart, in
+    ``fund_top_ups``. ``recurring_spending`` leaves out one-off costs (``one_off_costs``: lease fees,
+    building failures, planned one-offs), so a one-off repair does not move months of cover or the
+    reserves target.
+    """
     income = lines[lines["side"] == "income"]
+    spending = lines[lines["side"] == "expenditure"]
+    own_income = income[income["group"] != FUND_TOP_UP]
     heads = {
         "council_grant": income[income["group"] == "council_grant"],
         "self_generated_income": income[income["group"] == "self_generated"],
-        "other_income": income[~income["group"].isin(["council_grant", "self_generated"])],
+        "other_income": own_income[~own_income["group"].isin(["council_grant", "self_generated"])],
         "fund_support": income[income["line"] == CONTINGENCY_GRANT],
-        "income": income,
-        "expenditure": lines[lines["side"] == "expenditure"],
+        "income": own_income,
+        "expenditure": spending,
+        "recurring_spending": spending[~spending["line"].isin(one_off_costs)],
+        "fund_top_ups": income[income["group"] == FUND_TOP_UP],
     }
     totals = grid.copy()
     for head, rows in heads.items():
@@ -190,11 +274,15 @@ def yearly_totals(lines: pd.DataFrame, grid: pd.DataFrame) -> pd.DataFrame:
     return totals
 
 
-def free_reserves_at_cut(inputs: Inputs, last_actual: pd.Series) -> pd.Series:
-    """Each library's free reserves (CC19) at the end of its last actual year."""
+def reserves_at_cut(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
+    """Each library's funds at the end of its last actual year (indexed by library): free reserves
+    (CC19: unrestricted less designated funds and fixed assets) and the cash beyond them
+    (designated and restricted funds), on which interest is also earned."""
     reserves = inputs.reserves[inputs.reserves["year"] == inputs.reserves["library_id"].map(last_actual)]
-    free = reserves["unrestricted"] - reserves["designated"] - reserves["fixed_assets"]
-    return pd.Series(free.to_numpy(), index=reserves["library_id"].to_numpy())
+    return pd.DataFrame({
+        "free": (reserves["unrestricted"] - reserves["designated"] - reserves["fixed_assets"]).to_numpy(),
+        "cash_less_free": (reserves["designated"] + reserves["restricted"]).to_numpy(),
+    }, index=reserves["library_id"].to_numpy())
 
 
 def reserves_path(totals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
@@ -202,7 +290,7 @@ def reserves_path(totals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series) 
 
     Closing total funds = unrestricted + restricted. Free reserves (CC19) = unrestricted less
     designated funds less fixed assets; in forecast years the tied-up funds stay at their last
-    actual value.
+    actual value. ``free_reserves_supported`` adds the discretionary fund top-ups paid to date.
     """
     reserves = inputs.reserves.assign(
         closing=lambda r: r["unrestricted"] + r["restricted"],
@@ -215,29 +303,57 @@ def reserves_path(totals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series) 
     out["closing_reserves"] = np.where(forecast, out["library_id"].map(at_cut["closing"]) + flows, out["closing"])
     tied = np.where(forecast, out["library_id"].map(at_cut["tied"]), out["tied"])
     out["free_reserves"] = out["closing_reserves"] - tied
+    out["free_reserves_supported"] = out["free_reserves"] + out["fund_top_ups"].groupby(out["library_id"]).cumsum()
     previous = out.groupby("library_id")["closing_reserves"].shift()
     out["opening_reserves"] = previous.fillna(out["closing_reserves"] - out["surplus"])
     return out.drop(columns=["closing", "tied"])
 
 
-def cover_and_rag(frame: pd.DataFrame, libraries: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
-    """Months of cover, the reserves-policy target in pounds, and the RAG status.
+def next_run_out(frame: pd.DataFrame, column: str) -> pd.Series:
+    """For each library-year, the first later year in which ``column`` is below nil (NaN: none).
 
-    Red: free reserves below ``red_below_months`` of expenditure (or gone). Amber: below the
-    higher of ``amber_below_months`` and the library's own reserves policy. Green otherwise.
+    >>> f = pd.DataFrame({"library_id": ["a"] * 4, "year": [1, 2, 3, 4], "free": [5.0, -1.0, 2.0, -3.0]})
+    >>> next_run_out(f, "free").tolist()
+    [2.0, 4.0, 4.0, nan]
     """
-    monthly = frame["expenditure"] / 12.0
+    ordered = frame.sort_values(["library_id", "year"])
+    dry = ordered["year"].where(ordered[column] < 0).astype(float)
+    later = dry.groupby(ordered["library_id"]).shift(-1)
+    return later.groupby(ordered["library_id"]).bfill().reindex(frame.index)
+
+
+def rag_status(free: pd.Series, cover: pd.Series, amber_line: pd.Series, runs_out_within: pd.Series,
+               red_below: float) -> np.ndarray:
+    """Red: free reserves gone or under ``red_below`` months. Amber: under the library's amber line
+    (the higher of the Amber threshold and its own reserves policy), or running out within the
+    look-ahead. Green otherwise.
+
+    >>> rag_status(pd.Series([-1.0, 10.0, 10.0, 10.0]), pd.Series([0.0, 2.0, 12.0, 12.0]),
+    ...            pd.Series([6.0, 6.0, 6.0, 6.0]), pd.Series([False, False, True, False]), 3.0).tolist()
+    ['Red', 'Red', 'Amber', 'Green']
+    """
+    cover = cover.fillna(np.inf)
+    return np.select([(free < 0) | (cover < red_below), (cover < amber_line) | runs_out_within],
+                     ["Red", "Amber"], "Green")
+
+
+def cover_and_rag(frame: pd.DataFrame, libraries: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
+    """Months of cover, the reserves-policy target in pounds, and the RAG status, on the library's
+    own position (before discretionary top-ups; ``rag_supported`` beside it).
+
+    Cover and the target use recurring spending, so a one-off cost does not move them. A library
+    whose free reserves run out within ``rag.not_green_if_runs_out_within_years`` is not Green.
+    """
+    rules = inputs.assumptions
+    monthly = frame["recurring_spending"] / 12.0
     target_months = frame["library_id"].map(libraries.set_index("library_id")["reserves_target_months"])
     frame["reserves_target"] = target_months * monthly
     frame["months_of_cover"] = (frame["free_reserves"] / monthly.where(monthly > 0)).round(10)
-    rag = inputs.assumptions
-    amber_line = np.maximum(rag.amber_below_months, target_months)
-    cover = frame["months_of_cover"].fillna(np.inf)
-    frame["rag"] = np.select(
-        [(frame["free_reserves"] < 0) | (cover < rag.red_below_months), cover < amber_line],
-        ["Red", "Amber"],
-        "Green",
-    )
+    amber_line = np.maximum(rules.amber_below_months, target_months)
+    for suffix, column in (("", "free_reserves"), ("_supported", "free_reserves_supported")):
+        cover = frame[column] / monthly.where(monthly > 0)
+        within = (next_run_out(frame, column) - frame["year"]) <= rules.not_green_within_years
+        frame[f"rag{suffix}"] = rag_status(frame[column], cover, amber_line, within, rules.red_below_months)
     return frame
 
 
@@ -245,12 +361,13 @@ def cover_and_rag(frame: pd.DataFrame, libraries: pd.DataFrame, inputs: Inputs) 
 # Summaries
 
 
-def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series) -> pd.DataFrame:
-    """Library records with lease end, years of lease left at the end of actuals, and last grant year."""
+def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series, leases: pd.DataFrame) -> pd.DataFrame:
+    """Library records with the lease as it stands at the end of actuals (recorded extensions
+    included: ``lease_end``, ``lease_years_remaining``), and the last grant year."""
     libraries = inputs.libraries.copy()
-    libraries["lease_end"] = original_lease_end(libraries)
-    as_of = libraries["library_id"].map(last_actual).map(fy_end)
-    libraries["lease_years_remaining"] = years_left(libraries["lease_end"], as_of).round(1)
+    now = leases[leases["year"] == leases["library_id"].map(last_actual)].set_index("library_id")
+    libraries["lease_end"] = libraries["library_id"].map(now["lease_end"])
+    libraries["lease_years_remaining"] = libraries["library_id"].map(now["lease_years_remaining"]).round(1)
     libraries["last_actual_year"] = libraries["library_id"].map(last_actual).map(fy_label)
     libraries["last_grant_year"] = libraries["library_id"].map(last_grant_year(schedule)).map(fy_label)
     return libraries
@@ -268,32 +385,45 @@ def comparison_years(projection: pd.DataFrame) -> pd.DataFrame:
     return baseline[["library_id", "year"]]
 
 
-def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.DataFrame) -> pd.DataFrame:
-    """One row per scenario and library: the headline figures of a briefing."""
+def first_below_nil(projection: pd.DataFrame, column: str) -> pd.Series:
+    """Per scenario and library, the financial year ``column`` first falls below nil (absent: never)."""
+    return projection[projection[column] < 0].groupby(["scenario", "library_id"])["financial_year"].first()
+
+
+def summarise(projection: pd.DataFrame, libraries: pd.DataFrame, council: pd.DataFrame, gap_years: int) -> pd.DataFrame:
+    """One row per scenario and library: the headline figures of a briefing.
+
+    ``run_out_year`` is read from the library's own position; ``run_out_year_supported`` after any
+    discretionary fund top-ups. ``annual_gap`` is recurring spending less the library's own income
+    (contingency fund payments left out), averaged over the first ``gap_years`` forecast years
+    without the taper grant: one-off costs such as lease fees are not part of the gap to close.
+    """
     keys = ["scenario", "library_id"]
     by = projection.groupby(keys, sort=False)
     last_grant = projection["library_id"].map(libraries.set_index("library_id")["last_grant_year"])
     now = projection[projection["actual_or_forecast"] == "actual"].groupby(keys).tail(1).set_index(keys)
     at_grant_end = projection[projection["financial_year"] == last_grant].set_index(keys)
     horizon = by.tail(1).set_index(keys)
-    run_out = projection[projection["free_reserves"] < 0].groupby(keys)["financial_year"].first()
     after_grant = projection[(projection["actual_or_forecast"] == "forecast") & (projection["council_grant"] == 0)]
-    first_after = after_grant.groupby(keys).head(GAP_YEARS)
+    first_after = after_grant.groupby(keys).head(gap_years)
     own_income = first_after["income"] - first_after["fund_support"]
     gap_groups = [first_after[k] for k in keys]
-    gap = (first_after["expenditure"] - own_income).groupby(gap_groups).mean()
-    gap_years = first_after["financial_year"].groupby(gap_groups).agg(lambda labels: year_ranges(list(labels)))
+    gap = (first_after["recurring_spending"] - own_income).groupby(gap_groups).mean()
+    gap_labels = first_after["financial_year"].groupby(gap_groups).agg(lambda labels: year_ranges(list(labels)))
     summary = horizon[["name"]].copy()
     summary["rag_now"] = now["rag"]
     summary["months_of_cover_now"] = now["months_of_cover"]
     summary["last_grant_year"] = horizon.index.get_level_values("library_id").map(
         libraries.set_index("library_id")["last_grant_year"])
     summary["months_of_cover_at_grant_end"] = at_grant_end["months_of_cover"]
-    summary["run_out_year"] = run_out.reindex(summary.index).astype(object).where(lambda s: s.notna(), None)
+    for column, reserves in (("run_out_year", "free_reserves"), ("run_out_year_supported", "free_reserves_supported")):
+        run_out = first_below_nil(projection, reserves).reindex(summary.index)
+        summary[column] = run_out.astype(object).where(run_out.notna(), None)
     summary["horizon_closing_reserves"] = horizon["closing_reserves"]
     summary["horizon_free_reserves"] = horizon["free_reserves"]
+    summary["horizon_free_reserves_supported"] = horizon["free_reserves_supported"]
     summary["annual_gap"] = gap.reindex(summary.index)
-    summary["annual_gap_years"] = gap_years.reindex(summary.index)
+    summary["annual_gap_years"] = gap_labels.reindex(summary.index)
     council_forecast = council.merge(comparison_years(projection), on=["library_id", "year"])
     summary["council_cost"] = council_forecast.groupby(keys)["amount"].sum().reindex(summary.index, fill_value=0.0)
     return summary.reset_index()
@@ -305,58 +435,105 @@ def portfolio_by_year(projection: pd.DataFrame, council: pd.DataFrame, fund: pd.
     ``deficit`` is the sum of the deficits of libraries in deficit (a positive number), not
     the net of surpluses and deficits: it is what the libraries must find from reserves.
     ``council_cost_*`` columns are the council's spending by component and in total;
-    ``fund_closing`` and ``fund_unmet`` come from the contingency fund's ledger.
+    ``council_new_money`` leaves out what the contingency fund pays from money already earmarked.
+    ``fund_*`` columns come from the contingency fund's ledger.
     """
     keys = ["scenario", "year", "financial_year"]
     counts = pd.crosstab([projection[k] for k in keys], projection["rag"]).reindex(columns=list(RAG_ORDER), fill_value=0)
     counts.columns = [f"libraries_{c.lower()}" for c in counts.columns]
     money = projection.assign(deficit=(-projection["surplus"]).clip(lower=0)).groupby(keys)[
-        ["council_grant", "income", "expenditure", "deficit", "closing_reserves", "free_reserves"]
+        ["council_grant", "income", "expenditure", "deficit", "closing_reserves", "free_reserves", "fund_top_ups",
+         "free_reserves_supported"]
     ].sum()
     cost = council.pivot_table(index=["scenario", "year", "financial_year"], columns="component", values="amount",
                                aggfunc="sum", fill_value=0.0)
     cost = cost.reindex(columns=list(COUNCIL_COMPONENTS), fill_value=0.0).add_prefix("council_cost_")
     cost["council_cost_total"] = cost.sum(axis=1)
-    ledger = fund.set_index(keys)[["closing", "unmet"]].rename(columns={"closing": "fund_closing", "unmet": "fund_unmet"})
+    cost["council_new_money"] = cost["council_cost_total"] - cost[[f"council_cost_{c}" for c in EARMARKED]].sum(axis=1)
+    ledger = fund.set_index(keys)[["closing", "unmet_over_caps", "unmet_fund_empty"]].add_prefix("fund_")
     portfolio = counts.join(money).join(cost).join(ledger)
     portfolio[cost.columns] = portfolio[cost.columns].fillna(0.0)
     return portfolio.reset_index()
 
 
+def real_terms_factor(years: pd.Series, first_year: int, inflation: float) -> pd.Series:
+    """What a pound of ``years`` is worth in the prices of ``first_year``.
+
+    >>> real_terms_factor(pd.Series([2024, 2025, 2026]), 2024, 0.02).round(4).tolist()
+    [1.0, 0.9804, 0.9612]
+    """
+    return (1.0 + inflation) ** -(years - first_year).astype(float)
+
+
+def service_years(summary: pd.DataFrame, column: str, first_year: int, horizon: int) -> pd.Series:
+    """Years of service each library gives from ``first_year`` to the horizon before its reserves
+    (``column``: a run-out year label or None) run out."""
+    run_out = summary[column].map(lambda label: parse_fy(label) if label else horizon + 1)
+    return (run_out.clip(lower=first_year) - first_year).astype(int)
+
+
 def option_comparison(forecast: Forecast) -> pd.DataFrame:
-    """One row per scenario, the figures an officer needs to write an options appraisal: libraries
-    at risk in the scenario's first forecast year and at the horizon, when reserves run out, when
-    the contingency fund is exhausted (``None``: not within the horizon), and the council's cost
-    and the fund's payments over the :func:`comparison_years` (``cost_years``)."""
-    forecast_rows = forecast.projection[forecast.projection["actual_or_forecast"] == "forecast"]
-    window = comparison_years(forecast.projection)
+    """One row per scenario, the figures an officer needs to write an options appraisal.
+
+    Libraries at risk in the scenario's first forecast year and at the horizon; when reserves run
+    out; when the contingency fund is exhausted (``None``: not within the horizon); the council's
+    cost over the :func:`comparison_years` (``cost_years``) in cash and in real terms (prices of the
+    first of those years), split into new council money and payments from the earmarked fund; and,
+    against the baseline (the status quo), the extra cost and what it buys: libraries kept from
+    running out by the horizon and years of service gained (after any fund top-ups, as the
+    libraries would live them).
+    """
+    projection = forecast.projection
+    forecast_rows = projection[projection["actual_or_forecast"] == "forecast"]
+    window = comparison_years(projection)
+    first_cost_year = int(window["year"].min())
     first_year = forecast_rows.groupby("scenario")["year"].min()
     first = forecast_rows[forecast_rows["year"] == forecast_rows["scenario"].map(first_year)]
-    horizon = forecast.projection[forecast.projection["year"] == forecast.projection.groupby("scenario")["year"].transform("max")]
+    horizon = projection[projection["year"] == projection.groupby("scenario")["year"].transform("max")]
     costs = forecast.council.merge(window, on=["library_id", "year"])
+    costs["real"] = costs["amount"] * real_terms_factor(costs["year"], first_cost_year,
+                                                         forecast.assumptions.real_terms_inflation)
     by_component = costs.pivot_table(index="scenario", columns="component", values="amount", aggfunc="sum", fill_value=0.0)
-    fund = forecast.fund[forecast.fund["year"] >= window["year"].min()]
-    dry = fund[(fund["closing"] <= 0.005) | (fund["unmet"] > 0.005)].groupby("scenario")["financial_year"].first()
+    by_component = by_component.reindex(columns=list(COUNCIL_COMPONENTS), fill_value=0.0)
+    earmarked = costs["component"].isin(EARMARKED)
+    fund = forecast.fund[forecast.fund["year"] >= first_cost_year]
+    dry = fund[(fund["closing"] <= 0.005) | (fund["unmet_fund_empty"] > 0.005)].groupby("scenario")["financial_year"].first()
     table = forecast.scenarios.set_index("scenario")[["description"]].copy()
     table["first_forecast_year"] = first_year.map(fy_label)
     table["at_risk_first_forecast_year"] = first[first["rag"] != "Green"].groupby("scenario").size()
     table["red_at_horizon"] = horizon[horizon["rag"] == "Red"].groupby("scenario").size()
-    table["libraries_running_out"] = forecast.summary[forecast.summary["run_out_year"].notna()].groupby("scenario").size()
+    summary = forecast.summary.set_index("scenario")
+    table["libraries_running_out"] = summary["run_out_year"].notna().groupby(level=0).sum()
+    table["libraries_running_out_supported"] = summary["run_out_year_supported"].notna().groupby(level=0).sum()
     table["fund_exhausted_in"] = dry.reindex(table.index).astype(object).where(lambda d: d.notna(), None)
-    table["cost_years"] = f"{fy_label(window['year'].min())} to {fy_label(window['year'].max())}"
-    forecast_fund = fund.groupby("scenario")[["payments", "unmet"]].sum()
+    table["cost_years"] = f"{fy_label(first_cost_year)} to {fy_label(int(window['year'].max()))}"
+    forecast_fund = fund.groupby("scenario")[["payments", "unmet_over_caps", "unmet_fund_empty"]].sum()
     table["fund_paid_in_forecast"] = forecast_fund["payments"]
-    table["fund_claims_unmet"] = forecast_fund["unmet"]
+    table["fund_unmet_over_caps"] = forecast_fund["unmet_over_caps"]
+    table["fund_unmet_fund_empty"] = forecast_fund["unmet_fund_empty"]
     table = table.join(by_component.add_prefix("council_cost_"))
-    cost_columns = [c for c in table.columns if c.startswith("council_cost_")]
-    table["council_cost_total"] = table[cost_columns].sum(axis=1)
+    table["council_cost_total"] = costs.groupby("scenario")["amount"].sum()
+    table["council_new_money"] = costs[~earmarked].groupby("scenario")["amount"].sum()
+    table["council_earmarked_fund"] = costs[earmarked].groupby("scenario")["amount"].sum()
+    table["council_cost_total_real"] = costs.groupby("scenario")["real"].sum()
+    table["council_new_money_real"] = costs[~earmarked].groupby("scenario")["real"].sum()
     table["council_cost_per_year"] = table["council_cost_total"] / window["year"].nunique()
     table["horizon_free_reserves"] = horizon.groupby("scenario")["free_reserves"].sum()
     table["change_from_baseline"] = table["horizon_free_reserves"] - table.loc[BASELINE, "horizon_free_reserves"]
-    counts = ["at_risk_first_forecast_year", "red_at_horizon", "libraries_running_out"]
-    table[counts] = table[counts].fillna(0).astype(int)
-    money = table.columns[table.columns.str.startswith(("council_cost_", "fund_paid", "fund_claims"))]
+    money = table.columns[table.columns.str.startswith(("council_", "fund_paid", "fund_unmet"))]
     table[money] = table[money].fillna(0.0)
+    for column in ("council_new_money", "council_new_money_real", "council_cost_total"):
+        table[f"extra_{column}"] = table[column] - table.loc[BASELINE, column]
+    supported = summary.reset_index()
+    service = service_years(supported, "run_out_year_supported", first_cost_year, forecast.horizon)
+    by_library = supported.assign(service=service.to_numpy()).pivot(index="library_id", columns="scenario", values="service")
+    baseline_runs_out = supported[supported["scenario"] == BASELINE].set_index("library_id")["run_out_year_supported"].notna()
+    runs_out = supported.set_index(["scenario", "library_id"])["run_out_year_supported"].notna().unstack("library_id")
+    table["libraries_kept_from_running_out"] = (baseline_runs_out & ~runs_out).sum(axis=1).reindex(table.index)
+    table["years_of_service_gained"] = by_library.sub(by_library[BASELINE], axis=0).sum().reindex(table.index)
+    counts = ["at_risk_first_forecast_year", "red_at_horizon", "libraries_running_out", "libraries_running_out_supported",
+              "libraries_kept_from_running_out", "years_of_service_gained"]
+    table[counts] = table[counts].fillna(0).astype(int)
     return table.reset_index()
 
 
@@ -376,6 +553,7 @@ class ScenarioRun:
     leases: pd.DataFrame
     libraries: pd.DataFrame
     schedule: pd.DataFrame
+    base: Base
 
 
 def scenario_libraries(libraries: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
@@ -395,7 +573,8 @@ def council_costs(lines: pd.DataFrame, claims: pd.DataFrame, fund: pd.DataFrame,
     """What the council pays per library and year, by component.
 
     ``council_grant`` is the taper grant; ``fund_payments`` what the contingency fund paid (as the
-    accounts show in actual years, as simulated after); the rest are costs taken back or fees.
+    accounts show in actual years, as simulated after); the rest are costs taken back, fees and
+    interim provision.
     """
     grant = lines[lines["group"] == "council_grant"].assign(component="council_grant")
     actual = grid[grid["actual_or_forecast"] == "actual"][["library_id", "year"]]
@@ -409,35 +588,64 @@ def council_costs(lines: pd.DataFrame, claims: pd.DataFrame, fund: pd.DataFrame,
     return council.groupby(columns[:3], as_index=False)["amount"].sum()
 
 
+def interim_provision(projection: pd.DataFrame, per_year: float) -> pd.DataFrame:
+    """The council's cost of interim library provision (seed 000 para 4) in each forecast year a
+    library has no free reserves left, after any fund top-ups."""
+    failed = projection[(projection["actual_or_forecast"] == "forecast") & (projection["free_reserves_supported"] < 0)]
+    return failed[["library_id", "year"]].assign(component="interim_provision", amount=float(per_year))
+
+
+def fund_needs(lines: pd.DataFrame, grid: pd.DataFrame, income_cuts: pd.DataFrame) -> pd.DataFrame:
+    """What may be claimed from the fund in forecast years (``library_id, year, kind, amount``):
+    programme grants the council decided, building failures, council decisions that cut income."""
+    ahead = lines[forecast_rows(lines, grid)]
+    programme = ahead[ahead["line"] == CONTINGENCY_GRANT].assign(kind="programme")
+    failures = ahead[ahead["line"] == BUILDING_FAILURE].assign(kind="building_failure")
+    columns = ["library_id", "year", "kind", "amount"]
+    return pd.concat([programme[columns], failures[columns], income_cuts[columns]], ignore_index=True)
+
+
 def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
-    """Lines, adjustments, the contingency fund, then reserves and RAG, for one scenario."""
+    """Lines, adjustments, interest and the contingency fund, then reserves and RAG, for one scenario."""
     inputs = replace(inputs, assumptions=scenario.assumptions)
     schedule = grant_schedule(inputs.libraries, inputs.taper, inputs.assumptions.grant_payment)
     last_actual = last_actual_years(inputs)
     libraries = scenario_libraries(inputs.libraries, scenario)
     grid = year_grid(inputs, last_actual)
-    lines = all_lines(inputs, schedule, grid, last_actual)
+    base = forecast_base(inputs, last_actual)
+    lines = all_lines(inputs, schedule, grid, last_actual, base)
     lines = apply_levers(lines, grid, scenario, libraries)
     lines = apply_closure(lines, grid, scenario)
+    lines, income_cuts = apply_income_cuts(lines, grid, scenario)
+    lines = ratio_lines(lines, base.ratios, grid)
     lines = add_shocks(lines, grid, scenario)
-    leases = lease_path(libraries, grid, scenario)
-    lines, lease_fees = apply_leases(lines, grid, scenario, leases)
+    leases = lease_path(libraries, inputs.lease_extensions, grid, scenario)
+    lines, lease_fees = apply_leases(lines, grid, scenario, leases, base.years)
     running_costs = set(inputs.lines.loc[inputs.lines["running_cost"] == "yes", "line"])
     lines, taken_back = transfer_to_council(lines, grid, scenario, libraries, running_costs)
     lines = attach_line_meta(lines, inputs)
 
+    one_off_costs = set(inputs.lines.loc[(inputs.lines["forecast"] == "one_off") & (inputs.lines["side"] == "expenditure"),
+                                         "line"])
+    interest_line = inputs.lines.loc[inputs.lines["forecast"] == "interest", "line"]
     programme = forecast_rows(lines, grid) & (lines["line"] == CONTINGENCY_GRANT)
-    before_claims = yearly_totals(lines[~programme], grid)
-    free_at_cut = free_reserves_at_cut(inputs, last_actual)
-    claims, fund = simulate_fund(before_claims, lines, free_at_cut, scenario, sorted(grid["year"].unique()))
-    paid = claims.groupby(["library_id", "year"], as_index=False)["paid"].sum().rename(columns={"paid": "amount"})
-    lines = attach_line_meta(pd.concat([lines[~programme], paid.assign(line=CONTINGENCY_GRANT)], ignore_index=True), inputs)
+    before_claims = yearly_totals(lines[~programme], grid, one_off_costs)
+    at_cut = reserves_at_cut(inputs, last_actual)
+    recorded = lines[(lines["line"] == CONTINGENCY_GRANT) & ~forecast_rows(lines, grid)].groupby("year")["amount"].sum()
+    rolled = roll_forward(before_claims, fund_needs(lines, grid, income_cuts), recorded, at_cut["free"],
+                          at_cut["cash_less_free"], scenario, sorted(grid["year"].unique()), inputs.assumptions.interest_rate)
+    claims = rolled.claims
+    paid = claims.assign(line=np.where(claims["kind"] == DISCRETIONARY, FUND_TOP_UP, CONTINGENCY_GRANT)).groupby(
+        ["library_id", "year", "line"], as_index=False)["paid"].sum().rename(columns={"paid": "amount"})
+    interest = rolled.interest.assign(line=interest_line.iloc[0]) if len(interest_line) else rolled.interest.iloc[:0]
+    lines = attach_line_meta(pd.concat([lines[~programme], paid, interest], ignore_index=True), inputs)
     lines = lines[lines["amount"] != 0]
 
-    totals = yearly_totals(lines, grid)
+    totals = yearly_totals(lines, grid, one_off_costs)
     projection = cover_and_rag(reserves_path(totals, inputs, last_actual), libraries, inputs)
-    council = council_costs(lines, claims, fund, [lease_fees, taken_back], grid)
-    return ScenarioRun(projection, lines, council, claims, fund, leases, libraries, schedule)
+    interim = interim_provision(projection, inputs.assumptions.interim_provision_per_year)
+    council = council_costs(lines, claims, rolled.ledger, [lease_fees, taken_back, interim], grid)
+    return ScenarioRun(projection, lines, council, claims, rolled.ledger, leases, libraries, schedule, base)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -467,14 +675,15 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
         raise ValueError(f"the scenarios must include '{BASELINE}', which the others are compared with")
     baseline = runs[BASELINE]
     baseline_assumptions = next(s.assumptions for s in scenarios if s.name == BASELINE)
-    libraries = library_facts(inputs, baseline.schedule, last_actual_years(replace(inputs, assumptions=baseline_assumptions)))
+    baseline_inputs = replace(inputs, assumptions=baseline_assumptions)
+    libraries = library_facts(inputs, baseline.schedule, last_actual_years(baseline_inputs), baseline.leases)
     projection = stack("projection", with_names=True)
     council = stack("council")
     fund = stack("fund")
     forecast = Forecast(
         projection=projection,
         lines=stack("lines"),
-        summary=summarise(projection, libraries, council),
+        summary=summarise(projection, libraries, council, baseline_assumptions.annual_gap_years),
         portfolio=portfolio_by_year(projection, council, fund),
         libraries=libraries,
         trustee_projections=inputs.trustee_projections.assign(financial_year=lambda t: t["year"].map(fy_label)),
@@ -485,8 +694,11 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
         scenarios=pd.DataFrame([{"scenario": s.name, "description": s.description,
                                  "inherits": s.settings.get("inherits", "")} for s in scenarios]),
         council=council,
-        claims=stack("claims", with_names=True) if any(len(r.claims) for r in runs.values()) else
-        pd.DataFrame(columns=["scenario", "library_id", "name", "year", "financial_year", "kind", "claimed", "paid", "unmet"]),
+        claims=stack("claims", with_names=True),
+        base_years=labelled(baseline.base.years, BASELINE),
+        line_ratios=baseline.base.ratios,
+        lease_extensions=inputs.lease_extensions.assign(
+            financial_year=lambda t: t["year"].map(fy_label), years_added=lambda t: t["years_added"].astype(int)),
         fund=fund,
         leases=stack("leases"),
         assumptions=baseline_assumptions,

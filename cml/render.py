@@ -50,7 +50,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from cml.fy import fy_end, fy_label, parse_fy, year_ranges
 from cml.inputs import CONTINGENCY_GRANT
-from cml.projection import Forecast, option_comparison
+from cml.projection import Forecast, comparison_years, option_comparison
 from cml.scenarios import BASELINE
 
 if TYPE_CHECKING:
@@ -134,12 +134,13 @@ def months(value: float, unit: bool = False) -> str:
 
 
 def pct(fraction: float) -> str:
-    """A fraction as a whole percentage.
+    """A fraction as a percentage: whole where that is exact to a tenth, else to one decimal place.
 
-    >>> pct(0.125), pct(1)
-    ('13%', '100%')
+    >>> pct(0.125), pct(1), pct(0.015)
+    ('12.5%', '100%', '1.5%')
     """
-    return f"{_half_up(fraction * 100)}%"
+    tenths = _half_up(fraction * 100, 1)
+    return f"{tenths.normalize():f}%" if tenths != tenths.to_integral_value() else f"{tenths.to_integral_value()}%"
 
 
 def long_date(day: date) -> str:
@@ -176,9 +177,25 @@ def rag_badge(rag: str) -> str:
 
 
 def rag_rule(forecast: Forecast) -> dict:
-    """The months of cover below which a library is Red or Amber, as the notes state the rule."""
+    """The months of cover below which a library is Red or Amber, and the look-ahead that stops a
+    library running out soon from being Green, as the notes state the rule."""
     return {"red_below_months": forecast.assumptions.red_below_months,
-            "amber_below_months": forecast.assumptions.amber_below_months}
+            "amber_below_months": forecast.assumptions.amber_below_months,
+            "not_green_within_years": forecast.assumptions.not_green_within_years}
+
+
+def method_context(forecast: Forecast, library_id: str | None = None) -> dict:
+    """How the forecast is made, in the terms a treasurer checks it by: the base years, the
+    years treated as abnormal, growth, interest and (for one library) its café cost ratio."""
+    a = forecast.assumptions
+    base = forecast.base_years
+    if library_id is not None:
+        base = base[base["library_id"] == library_id]
+    base_labels = sorted(set(base["financial_year"]), key=parse_fy)
+    return {"base_years": a.base_years, "base_labels": year_ranges(base_labels) if base_labels else "",
+            "abnormal": year_ranges([fy_label(y) for y in a.abnormal_years]) if a.abnormal_years else "",
+            "cost_growth": a.cost_growth, "income_growth": a.income_growth, "interest_rate": a.interest_rate,
+            "gap_years": a.annual_gap_years}
 
 
 def run_context(run_info: dict) -> dict:
@@ -188,6 +205,10 @@ def run_context(run_info: dict) -> dict:
         "version": run_info["version"],
         "inputs_sha256": run_info["inputs_sha256"][:FOOTER_CHECKSUM_CHARACTERS],
         "illustrative": bool(run_info["illustrative"]),
+        "latest_accounts_year": run_info["latest_accounts_year"],
+        "accounts_stale": bool(run_info["accounts_stale"]),
+        "months_since_accounts": run_info["months_since_accounts"],
+        "latest_accounts_year_end": long_date(date.fromisoformat(run_info["latest_accounts_year_end"])),
     }
 
 
@@ -283,9 +304,16 @@ def _lease(library: dict, forecast: Forecast) -> dict:
         "extension_years": settings["lease.extension_years"],
         "threshold_years": settings["lease.threshold_years"],
         "extension_fees": settings["lease.library_fees"],
-        "extended_in": path.loc[path["extended"], "financial_year"].tolist(),
+        "extended_in": path.loc[path["fees"] > 0, "financial_year"].tolist(),
+        "new_lease": False,
         "short_in": year_ranges(path.loc[path["short_of_security"], "financial_year"].tolist()),
         "grants_lost_share": settings["funders.other_grants_lost_share"],
+        "recorded": _records(forecast.lease_extensions[forecast.lease_extensions["library_id"] == library["library_id"]][
+            ["financial_year", "years_added"]]),
+        "base_short": bool(leases[(leases["scenario"] == BASELINE) & (leases["library_id"] == library["library_id"])
+                                  & leases["year"].isin(forecast.base_years.loc[
+                                      forecast.base_years["library_id"] == library["library_id"], "year"])]
+                           ["short_of_security"].any()),
         "horizon_years_remaining": float(path["lease_years_remaining"].iloc[-1]),
     }
 
@@ -293,11 +321,13 @@ def _lease(library: dict, forecast: Forecast) -> dict:
 def _trustee_rows(trustees: pd.DataFrame, projection: pd.DataFrame) -> list[dict]:
     """The trustees' own projection beside ours for the same years; gap = ours less theirs.
 
-    Our income leaves out contingency fund support: trustees plan without it, so including it
-    would show a library as earning more than its trustees expect when it is earning less.
-    Our reserves keep it, as they are what the library would hold.
+    Like against like: trustees plan without the contingency fund, so our income and our reserves
+    both leave out every forecast payment from the fund (emergencies included; discretionary
+    top-ups are never in the own position), and our spending includes one-off costs, as theirs does.
     """
-    ours = projection.assign(income=projection["income"] - projection["fund_support"])[
+    ours = projection.assign(income=projection["income"] - projection["fund_support"],
+                             closing_reserves=projection["closing_reserves"] - projection["fund_support"].where(
+                                 projection["actual_or_forecast"] == "forecast", 0.0).cumsum())[
         ["year", "income", "expenditure", "closing_reserves", "actual_or_forecast"]]
     joined = trustees.merge(ours, on="year", suffixes=("", "_ours")).sort_values("year")
     rows = []
@@ -342,9 +372,28 @@ def _scenario_rows(forecast: Forecast, library_id: str) -> list[dict]:
             "own_failures": _own_failures(forecast.settings[name], library_id),
             "rag": at_horizon[name], "rag_badge": rag_badge(at_horizon[name]),
             "run_out_year": summary["run_out_year"], "horizon_closing_reserves": summary["horizon_closing_reserves"],
+            "run_out_year_supported": summary["run_out_year_supported"],
             "horizon_free_reserves": summary["horizon_free_reserves"], "council_cost": summary["council_cost"],
+            "claims": _claims_for(forecast, name, library_id),
         })
     return table
+
+
+def _claims_for(forecast: Forecast, scenario: str, library_id: str) -> dict:
+    """This library's contingency fund claims under a scenario: paid, and left unpaid over the caps
+    or because the fund was empty, over the baseline's forecast years."""
+    claims = forecast.claims[(forecast.claims["scenario"] == scenario) & (forecast.claims["library_id"] == library_id)]
+    claims = claims.merge(comparison_years(forecast.projection), on=["library_id", "year"])
+    return {"claimed": float(claims["claimed"].sum()), "paid": float(claims["paid"].sum()),
+            "over_caps": float(claims["unmet_over_caps"].sum()), "fund_empty": float(claims["unmet_fund_empty"].sum()),
+            "kinds": sorted(set(claims.loc[claims["claimed"] > 0, "kind"]))}
+
+
+def _cafe_ratio(forecast: Forecast, library_id: str) -> float | None:
+    """This library's café cost of sales per pound of café sales in its base years (None: no café)."""
+    ratios = forecast.line_ratios[(forecast.line_ratios["library_id"] == library_id)
+                                  & (forecast.line_ratios["ratio_of"] == "cafe")]
+    return float(ratios["ratio"].iloc[0]) if len(ratios) and ratios["ratio"].iloc[0] > 0 else None
 
 
 def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dict:
@@ -375,6 +424,8 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
                     "transfer_date": long_date(library["transfer_date"]),
                     "reserves_target_months": float(library["reserves_target_months"])},
         "rag_rule": rag_rule(forecast),
+        "method": method_context(forecast, library_id),
+        "cafe_ratio": _cafe_ratio(forecast, library_id),
         "headline": {
             "rag": baseline["rag_now"],
             "rag_badge": rag_badge(baseline["rag_now"]),
@@ -493,7 +544,13 @@ def _scenario_context(name: str, description: str, portfolio: pd.DataFrame, summ
         "forecast_deficits": sum(row["deficit"] for row in rows[1:]),
         "council_cost": {component: option.get(f"{COUNCIL_COST}{component}", 0.0)
                          for component in [*components, "total"]},
-        "fund_unmet": option["fund_claims_unmet"],
+        "fund_unmet": option["fund_unmet_fund_empty"],
+        "fund_over_caps": option["fund_unmet_over_caps"],
+        "new_money": option["council_new_money"], "earmarked": option["council_earmarked_fund"],
+        "new_money_real": option["council_new_money_real"],
+        "extra_new_money": option["extra_council_new_money"], "extra_new_money_real": option["extra_council_new_money_real"],
+        "kept": option["libraries_kept_from_running_out"], "years_gained": option["years_of_service_gained"],
+        "running_out_supported": option["libraries_running_out_supported"],
     }
 
 
@@ -535,7 +592,10 @@ def _fund_rules(forecast: Forecast) -> dict:
             "first_payments": first["payments"], "first_closing": first["closing"],
             "floor_months": settings["fund.reserves_floor_months"], "cap_per_claim": settings["fund.cap_per_claim"],
             "cap_per_library": settings["fund.cap_per_library"],
-            "pays_building_failures": settings["fund.pays_building_failures"]}
+            "pays_building_failures": settings["fund.pays_building_failures"],
+            "pays_reserves_floor": settings["fund.pays_reserves_floor"],
+            "interim_provision": forecast.assumptions.interim_provision_per_year,
+            "real_terms_inflation": forecast.assumptions.real_terms_inflation}
 
 
 def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
@@ -568,6 +628,7 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
         "first_forecast_year": baseline["first_forecast_year"],
         "libraries_count": len(libraries),
         "rag_rule": rag_rule(forecast),
+        "method": method_context(forecast),
         "fund": _fund_rules(forecast),
         "lease_threshold_years": forecast.settings[BASELINE]["lease.threshold_years"],
         "transfers": {"first": int(transfer_years.min()), "last": int(transfer_years.max())},

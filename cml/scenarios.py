@@ -43,8 +43,10 @@ SETTINGS: dict[str, Setting] = {
     "fund.cap_per_claim": MONEY,
     "fund.cap_per_library": MONEY,
     "fund.pays_building_failures": Setting("bool"),
+    "fund.pays_reserves_floor": Setting("bool"),
     "lease.threshold_years": Setting("float", 0, 50),
     "lease.extension_years": Setting("int", 1, 99),
+    "lease.new_lease_years": Setting("int", 0, 99),
     "lease.library_fees": MONEY,
     "lease.council_fees": MONEY,
     "funders.min_lease_years": Setting("float", 0, 50),
@@ -57,6 +59,7 @@ SETTINGS: dict[str, Setting] = {
     "shocks.recovery": Setting("fractions"),
     "shocks.business_grants": Setting("table", fields=("library_id", "financial_year", "amount")),
     "shocks.building_failures": Setting("table", fields=("library_id", "financial_year", "cost")),
+    "shocks.council_income_cuts": Setting("table", fields=("library_id", "financial_year", "amount")),
     "levers.libraries": Setting("names"),
     "levers.reserves_target_months": Setting("float", 0, 120),
     "levers.use_reserves_target": Setting("bool"),
@@ -281,7 +284,7 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
 
         problems += [Problem(label, None, where + "levers.libraries", f"'{lib}' is not a library_id in libraries.csv")
                      for lib in scenario["levers.libraries"] if lib not in known]
-        for key in ("shocks.business_grants", "shocks.building_failures"):
+        for key in ("shocks.business_grants", "shocks.building_failures", "shocks.council_income_cuts"):
             for index, row in enumerate(scenario[key], start=1):
                 library_id, year = row["library_id"], row["financial_year"]
                 if library_id not in known:
