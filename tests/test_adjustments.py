@@ -82,32 +82,3 @@ def test_option_2_leaves_other_leases_with_the_library(inputs):
     after = changed["lease_type"].value_counts()
     assert after["internal_repairing"] == before["internal_repairing"] + before["full_repairing"]
     assert after["other"] == before["other"]
-
-
-def test_lease_rule_extends_when_seven_years_or_less_remain():
-    """Seed 000 para 28: at 7 years or less a group may extend by 5 (status quo) or, under Option 1,
-    take a new 10-year lease on top of the unexpired term. A lease from October 2015 ends October 2025.
-    5-year rule: 0.5 years left at 31 March 2025 -> to 2030; 4.5 left in 2026 -> to 2035; 6.5 left
-    in 2029 -> to 2040; 6.5 left in 2034 -> to 2045. 10-year rule: 2025 -> 2035; 2029 -> 2045."""
-    from cml.adjustments import lease_path
-
-    libraries = pd.DataFrame({"library_id": ["a"], "lease_start": [pd.Timestamp("2015-10-01")], "lease_years": [10]})
-    grid = pd.DataFrame({"library_id": "a", "year": range(2015, 2035)})
-    grid["actual_or_forecast"] = ["actual" if y <= 2023 else "forecast" for y in grid["year"]]
-
-    def path_for(extension: int) -> pd.DataFrame:
-        settings = {"lease.threshold_years": 7, "lease.extension_years": extension, "funders.min_lease_years": 10}
-        rule = type("Rule", (), {"__getitem__": lambda self, key: settings[key]})()
-        return lease_path(libraries, grid, rule)
-
-    def extended_years(extension: int) -> list[int]:
-        path = path_for(extension)
-        return path.loc[path["extended"], "year"].tolist()
-
-    assert extended_years(5) == [2024, 2025, 2028, 2033]
-    assert extended_years(10) == [2024, 2028]
-    # Under 10 years left at the year end (after any extension): 5.5, 9.5, 8.5, 7.5 years in
-    # 2024/25 to 2027/28, then 9.5, 8.5, 7.5 in 2030/31 to 2032/33.
-    five = path_for(5)
-    short = five[five["short_of_security"] & (five["year"] >= 2024)]["year"].tolist()
-    assert short == [2024, 2025, 2026, 2027, 2030, 2031, 2032]
