@@ -22,14 +22,26 @@ def test_fund_opens_at_280000_and_pays_the_58000_programme_grant(scenario_foreca
 
 
 def test_fund_never_pays_more_than_it_holds_and_records_unmet_claims(scenario_forecast):
+    """With standing top-ups (fund_top_ups) the fund runs dry; afterwards claims go unpaid."""
     ledger = scenario_forecast.fund
     assert (ledger["closing"] >= -1e-6).all()
     claims = scenario_forecast.claims
-    assert (claims["paid"] + claims["unmet"] - claims["claimed"]).abs().max() < 1e-6
-    exhausted = ledger[(ledger["scenario"] == "baseline") & (ledger["closing"] <= 0.005)]
-    assert len(exhausted), "the baseline fund should run dry before the horizon on the illustrative data"
-    after = ledger[(ledger["scenario"] == "baseline") & (ledger["year"] > exhausted["year"].min())]
-    assert (after["unmet"] > 0).any()
+    unmet = claims["unmet_over_caps"] + claims["unmet_fund_empty"]
+    assert (claims["paid"] + unmet - claims["claimed"]).abs().max() < 1e-6
+    exhausted = ledger[(ledger["scenario"] == "fund_top_ups") & (ledger["closing"] <= 0.005)]
+    assert len(exhausted), "standing top-ups should run the fund dry before the horizon on the illustrative data"
+    after = ledger[(ledger["scenario"] == "fund_top_ups") & (ledger["year"] > exhausted["year"].min())]
+    assert (after["unmet_fund_empty"] > 0).any()
+
+
+def test_the_baseline_fund_pays_emergencies_only(scenario_forecast):
+    """Seed 000 para 15: the status quo has no top-ups, so with no emergency the fund keeps its
+    £222,000 to the horizon; the building-failure scenario pays within the £5,000 claim cap and
+    reports Kibworth's £25,000 failure as £20,000 over the caps."""
+    ledger = scenario_forecast.fund.query("scenario == 'baseline'")
+    assert ledger["closing"].iloc[-1] == pytest.approx(222_000)
+    claims = scenario_forecast.claims.query("scenario == 'building_failures' and library_id == 'kibworth'")
+    assert claims[["claimed", "paid", "unmet_over_caps"]].sum().tolist() == pytest.approx([25_000, 5_000, 20_000])
 
 
 def test_no_library_draws_more_than_its_cap(scenario_forecast, inputs):
@@ -55,11 +67,11 @@ def test_a_fund_opening_later_still_sees_the_deficits_before_it_opened(inputs):
     from cml.projection import build_forecast
     from cml.scenarios import parse_overrides
 
-    overrides = parse_overrides(('fund.opening_year="2026/27"',))
+    overrides = parse_overrides(('fund.opening_year="2026/27"', "fund.pays_reserves_floor=true"))
     scenarios = [s for s in load_scenarios(SHIPPED / "scenarios.toml", inputs.assumptions, overrides)
-                 if s.name in ("baseline", "what_if")]
+                 if s.name in ("baseline", "fund_top_ups", "what_if")]
     claims = build_forecast(inputs, scenarios).claims
     later = claims[claims["scenario"] == "what_if"]
     assert later["year"].min() == 2026
-    baseline_2026 = claims.query("scenario == 'baseline' and year == 2026")["claimed"].sum()
+    baseline_2026 = claims.query("scenario == 'fund_top_ups' and year == 2026")["claimed"].sum()
     assert later.query("year == 2026")["claimed"].sum() > baseline_2026
