@@ -120,6 +120,7 @@ LINES = TableSpec(
         Column("label"),
         Column("source"),
         Column("ratio_of", required=False),
+        Column("base_years", "count", required=False, minimum=1),
     ),
     key=("line",),
 )
@@ -279,7 +280,10 @@ def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list
     out = pd.DataFrame(index=frame.index)
     for column in spec.columns:
         if not column.required:  # an optional column may be left out or left blank
-            out[column.name] = frame[column.name] if column.name in frame.columns else ""
+            raw = frame[column.name] if column.name in frame.columns else pd.Series("", index=frame.index)
+            given = raw != ""
+            converted = _convert(raw[given], column, label, problems) if given.any() else raw[given]
+            out[column.name] = converted.reindex(raw.index) if column.kind != "text" else raw
             continue
         out[column.name] = _convert(frame[column.name], column, label, problems)
     _check_duplicates(frame, spec, label, problems)

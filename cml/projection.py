@@ -43,7 +43,7 @@ from cml.adjustments import (
 from cml.checks import assert_reconciles
 from cml.fund import DISCRETIONARY, roll_forward
 from cml.fy import fy_label, fy_of_dates, parse_fy, year_ranges
-from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, Assumptions, Inputs
+from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, OTHER_GRANTS, Assumptions, Inputs
 from cml.scenarios import BASELINE, Scenario
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
@@ -72,6 +72,7 @@ class Forecast:
     leases: pd.DataFrame
     one_off_grants: pd.DataFrame
     base_years: pd.DataFrame
+    grant_base_years: pd.DataFrame
     line_ratios: pd.DataFrame
     lease_extensions: pd.DataFrame
     assumptions: Assumptions
@@ -117,9 +118,9 @@ def actual_lines(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
     return accounts.loc[keep, ["library_id", "year", "line", "amount"]]
 
 
-def base_years(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
-    """The years each library's forecast starts from (``library_id, year``): its latest
-    ``base_years`` normal full years up to its last actual year.
+def base_years(inputs: Inputs, last_actual: pd.Series, count: int | None = None) -> pd.DataFrame:
+    """The years each library's forecast starts from (``library_id, year``): its latest ``count``
+    (default ``forecast.base_years``) normal full years up to its last actual year.
 
     A year in ``forecast.abnormal_years`` is never a base, nor the part-year of the transfer while a
     full year exists; a library with no normal full year at all falls back to its latest full year.
@@ -133,7 +134,7 @@ def base_years(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
         abnormal=lambda y: y["year"].isin(assumptions.abnormal_years))
     has_normal = (~years["abnormal"]).groupby(years["library_id"]).transform("any")
     years = years[~years["abnormal"] | ~has_normal].sort_values(["library_id", "year"])
-    chosen = years.groupby("library_id").tail(assumptions.base_years)
+    chosen = years.groupby("library_id").tail(count or assumptions.base_years)
     return chosen[["library_id", "year"]].reset_index(drop=True)
 
 
@@ -146,14 +147,26 @@ def _in_base(actuals: pd.DataFrame, base: pd.DataFrame, lines: pd.Series) -> pd.
     return full.merge(in_window, on=["library_id", "year", "line"], how="left").fillna({"amount": 0.0})
 
 
-def trend_base(actuals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series, base: pd.DataFrame) -> pd.DataFrame:
+def line_base_years(inputs: Inputs) -> pd.Series:
+    """How many base years each trend line averages: its ``base_years`` in lines.csv (lumpy lines
+    such as grants from other funders) or else ``forecast.base_years``."""
+    trend = inputs.lines[inputs.lines["forecast"] == "trend"].set_index("line")
+    own = pd.to_numeric(trend["base_years"], errors="coerce") if "base_years" in trend else pd.Series(np.nan, trend.index)
+    return own.fillna(inputs.assumptions.base_years).astype(int)
+
+
+def trend_base(actuals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series, years_for: dict[int, pd.DataFrame]
+               ) -> pd.DataFrame:
     """Each trend line's starting level, in the prices of the library's last actual year.
 
-    Each base year's amount is first grown to the last actual year at its side's growth rate, so
-    an average of several years is not a step down from the latest accounts.
+    ``years_for`` gives the base years for each count a line may average. Each base year's amount
+    is first grown to the last actual year at its side's growth rate, so an average of several
+    years is not a step down from the latest accounts.
     """
     meta = inputs.lines.set_index("line")
-    rows = _in_base(actuals, base, meta.index[meta["forecast"] == "trend"].to_series())
+    counts = line_base_years(inputs)
+    rows = pd.concat([_in_base(actuals, years_for[n], lines.index.to_series()) for n, lines in counts.groupby(counts)],
+                     ignore_index=True)
     growth = np.where(rows["line"].map(meta["side"]) == "expenditure", inputs.assumptions.cost_growth,
                       inputs.assumptions.income_growth)
     last = rows["library_id"].map(last_actual)
@@ -208,9 +221,11 @@ def forecast_grant_lines(schedule: pd.DataFrame, grid: pd.DataFrame, inputs: Inp
 
 @dataclass(frozen=True)
 class Base:
-    """Where every forecast starts: the base years, each trend line's level and the ratio lines' shares."""
+    """Where every forecast starts: the base years (the default, and those of grants from other
+    funders, which the funders' rule compares with), each trend line's level and the ratio lines' shares."""
 
     years: pd.DataFrame
+    grant_years: pd.DataFrame
     trend: pd.DataFrame
     ratios: pd.DataFrame
 
@@ -218,8 +233,12 @@ class Base:
 def forecast_base(inputs: Inputs, last_actual: pd.Series) -> Base:
     """The base of every trend and ratio line (what the fitted forecast would replace)."""
     actuals = actual_lines(inputs, last_actual)
-    years = base_years(inputs, last_actual)
-    return Base(years, trend_base(actuals, inputs, last_actual, years), line_ratios(actuals, inputs, years))
+    counts = line_base_years(inputs)
+    years_for = {n: base_years(inputs, last_actual, n) for n in {*counts, inputs.assumptions.base_years}}
+    default = years_for[inputs.assumptions.base_years]
+    grants = years_for[int(counts.get(OTHER_GRANTS, inputs.assumptions.base_years))]
+    return Base(default, grants, trend_base(actuals, inputs, last_actual, years_for),
+                line_ratios(actuals, inputs, default))
 
 
 def all_lines(inputs: Inputs, schedule: pd.DataFrame, grid: pd.DataFrame, last_actual: pd.Series,
@@ -620,7 +639,7 @@ def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
     lines = ratio_lines(lines, base.ratios, grid)
     lines = add_shocks(lines, grid, scenario)
     leases = lease_path(libraries, inputs.lease_extensions, grid, scenario)
-    lines, lease_fees = apply_leases(lines, grid, scenario, leases, base.years)
+    lines, lease_fees = apply_leases(lines, grid, scenario, leases, base.grant_years)
     running_costs = set(inputs.lines.loc[inputs.lines["running_cost"] == "yes", "line"])
     lines, taken_back = transfer_to_council(lines, grid, scenario, libraries, running_costs)
     lines = attach_line_meta(lines, inputs)
@@ -696,6 +715,7 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
         council=council,
         claims=stack("claims", with_names=True),
         base_years=labelled(baseline.base.years, BASELINE),
+        grant_base_years=labelled(baseline.base.grant_years, BASELINE),
         line_ratios=baseline.base.ratios,
         lease_extensions=inputs.lease_extensions.assign(
             financial_year=lambda t: t["year"].map(fy_label), years_added=lambda t: t["years_added"].astype(int)),

@@ -310,9 +310,11 @@ def _lease(library: dict, forecast: Forecast) -> dict:
         "grants_lost_share": settings["funders.other_grants_lost_share"],
         "recorded": _records(forecast.lease_extensions[forecast.lease_extensions["library_id"] == library["library_id"]][
             ["financial_year", "years_added"]]),
+        "grant_base_labels": year_ranges(sorted(forecast.grant_base_years.loc[
+            forecast.grant_base_years["library_id"] == library["library_id"], "financial_year"], key=parse_fy)),
         "base_short": bool(leases[(leases["scenario"] == BASELINE) & (leases["library_id"] == library["library_id"])
-                                  & leases["year"].isin(forecast.base_years.loc[
-                                      forecast.base_years["library_id"] == library["library_id"], "year"])]
+                                  & leases["year"].isin(forecast.grant_base_years.loc[
+                                      forecast.grant_base_years["library_id"] == library["library_id"], "year"])]
                            ["short_of_security"].any()),
         "horizon_years_remaining": float(path["lease_years_remaining"].iloc[-1]),
     }

@@ -20,7 +20,7 @@ def portfolio(scenario_forecast, scenario: str) -> pd.DataFrame:
 def test_option_1_ten_year_lease_means_fewer_extensions_and_more_grant_income(scenario_forecast):
     """Seed 000 paras 28-31: one 10-year lease instead of repeated 5-year rollovers."""
     leases = scenario_forecast.leases
-    extensions = leases.groupby("scenario")["extended"].sum()
+    extensions = leases[leases["fees"] > 0].groupby("scenario").size()
     assert extensions["option_1"] < extensions["baseline"]
     lines = scenario_forecast.lines[scenario_forecast.lines["line"] == "other_grants"].groupby("scenario")["amount"].sum()
     assert lines["option_1"] > lines["baseline"]
@@ -37,9 +37,10 @@ def test_option_2_moves_fabric_repairs_of_full_repairing_libraries_to_the_counci
 
 
 def test_option_3_council_takes_about_200000_a_year_of_running_costs(scenario_forecast):
-    """Seed 000 para 33: about £200,000 per annum. On the illustrative data it is £190k-£260k."""
+    """Seed 000 para 33: about £200,000 per annum. On the illustrative data it is £170k-£260k (the
+    lease fees the libraries paid since 2018/19 leave less of their income for the building)."""
     option_3 = portfolio(scenario_forecast, "option_3")
-    assert 190_000 <= option_3.loc["2024/25", "council_cost_running_costs"] <= 260_000
+    assert 170_000 <= option_3.loc["2024/25", "council_cost_running_costs"] <= 260_000
     assert (option_3["libraries_red"].loc["2025/26":] == 0).all()
 
 

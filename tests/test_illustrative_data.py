@@ -277,7 +277,7 @@ def test_some_libraries_in_trouble_by_2023_24(position: pd.DataFrame) -> None:
     years_left = latest["free"] / -result.where(result < 0)
     assert ((latest["months"] >= 3) & (years_left < 3)).sum() >= 2, "a few more soon"
     at_risk = latest["months"] < 8
-    assert result[at_risk].between(-5_000, -400).all()  # 2023/24 includes £2,000 of lease fees for some
+    assert result[at_risk].between(-5_500, -400).all()  # 2023/24 includes £2,000 of lease fees for some
     assert 3 <= (result >= 0).sum() <= 7, "a handful are sustainable"
 
 
