@@ -272,3 +272,50 @@ def test_annual_gap_averages_the_stated_number_of_years():
     council = pd.DataFrame(columns=["scenario", "library_id", "year", "component", "amount"])
     assert summarise(rows, libraries, council, 2)["annual_gap"].item() == pytest.approx(150.0)
     assert summarise(rows, libraries, council, 3)["annual_gap"].item() == pytest.approx(300.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The council's cost as a committee reads it
+
+
+def test_interim_provision_counts_each_forecast_year_without_free_reserves():
+    """£10,000 a year (seed 000 para 4) in each forecast year supported free reserves are below nil:
+    years 2 and 3 of three, not the actual year even though it is below nil too."""
+    from cml.projection import interim_provision
+
+    rows = pd.DataFrame({"library_id": "a", "year": [2023, 2024, 2025, 2026],
+                         "actual_or_forecast": ["actual", "forecast", "forecast", "forecast"],
+                         "free_reserves_supported": [-5.0, 10.0, -1.0, -20.0]})
+    cost = interim_provision(rows, 10_000)
+    assert cost["year"].tolist() == [2025, 2026]
+    assert cost["amount"].sum() == 20_000
+
+
+def test_options_show_new_money_apart_from_the_earmarked_fund_and_what_each_buys(scenario_forecast):
+    """Extra cost = the scenario's new council money less the status quo's; libraries kept = those
+    that run out under the status quo and not under the option; fund payments are not new money."""
+    from cml.projection import option_comparison
+
+    table = option_comparison(scenario_forecast).set_index("scenario")
+    base = table.loc["baseline"]
+    for name, row in table.iterrows():
+        assert row["extra_council_new_money"] == pytest.approx(row["council_new_money"] - base["council_new_money"])
+        assert row["council_new_money"] + row["council_earmarked_fund"] == pytest.approx(row["council_cost_total"])
+    summary = scenario_forecast.summary.set_index(["scenario", "library_id"])["run_out_year_supported"]
+    kept = (summary.loc["baseline"].notna() & summary.loc["option_3"].isna()).sum()
+    assert table.loc["option_3", "libraries_kept_from_running_out"] == kept > 0
+    assert table.loc["option_3", "council_new_money_real"] < table.loc["option_3", "council_new_money"]
+
+
+def test_old_accounts_are_named_on_every_page(scenario_forecast, tmp_path):
+    """Accounts to 2023/24 (year end 31 March 2024) and a run 19 months later: the warning shows."""
+    from cml.render import Job, briefing_context, job_html
+
+    info = {"version": "x", "run_at": "2025-11-24T07:00:00+00:00", "inputs_sha256": "0" * 64, "illustrative": True,
+            "latest_accounts_year": "2023/24", "latest_accounts_year_end": "2024-03-31", "months_since_accounts": 19,
+            "accounts_stale": True}
+    html = job_html(Job("briefing.html", briefing_context(scenario_forecast, "anstey", info), tmp_path / "b.pdf"))
+    assert "Old accounts." in html and "accounts to 2023/24" in html
+    fresh = job_html(Job("briefing.html", briefing_context(scenario_forecast, "anstey", {**info, "accounts_stale": False}),
+                         tmp_path / "b.pdf"))
+    assert "Old accounts." not in fresh
