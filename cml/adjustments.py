@@ -209,16 +209,15 @@ def security_factor(path: pd.DataFrame, base_years: pd.DataFrame, lost_share: fl
     return pd.Series((now_kept / base_kept.where(base_kept > 0)).fillna(1.0).to_numpy(), index=path.index)
 
 
-def apply_leases(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, path: pd.DataFrame,
-                 base_years: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Extension fees as a cost line, and other grants moved by the change in lease security
-    against the years the base was earned in (:func:`security_factor`).
+def apply_leases(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, path: pd.DataFrame
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Extension fees as a cost line, and other grants times the path's ``other_grants_factor``
+    (the change in lease security against the years the base was earned in: :func:`security_factor`).
 
     Returns the lines and the council's own fees per extension in forecast years.
     """
     lines = lines.copy()
-    factor = path.assign(factor=security_factor(path, base_years, scenario["funders.other_grants_lost_share"]))
-    factor = factor.set_index(["library_id", "year"])["factor"]
+    factor = path.set_index(["library_id", "year"])["other_grants_factor"]
     keys = pd.MultiIndex.from_frame(lines[["library_id", "year"]])
     grants = forecast_rows(lines, grid) & (lines["line"] == OTHER_GRANTS)
     lines.loc[grants, "amount"] *= factor.reindex(keys[grants.to_numpy()]).fillna(1.0).to_numpy()

@@ -45,7 +45,7 @@ FUND_COLUMNS = ["scenario", "library_id", "name", "financial_year", "kind", "cla
 FUND_LEDGER_COLUMNS = ["scenario", "financial_year", "opening", "top_ups", "payments", "closing", "unmet_over_caps",
                        "unmet_fund_empty"]
 LEASE_COLUMNS = ["scenario", "library_id", "financial_year", "lease_end", "lease_years_remaining", "extended",
-                 "extension", "fees", "short_of_security"]
+                 "extension", "fees", "short_of_security", "other_grants_factor"]
 SUMMARY_COLUMNS = [
     "scenario", "library_id", "name", "rag_now", "months_of_cover_now", "last_grant_year",
     "months_of_cover_at_grant_end", "run_out_year", "run_out_year_supported", "horizon_closing_reserves",

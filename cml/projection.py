@@ -38,6 +38,7 @@ from cml.adjustments import (
     forecast_rows,
     lease_path,
     lever_libraries,
+    security_factor,
     transfer_to_council,
 )
 from cml.checks import assert_reconciles
@@ -639,7 +640,8 @@ def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
     lines = ratio_lines(lines, base.ratios, grid)
     lines = add_shocks(lines, grid, scenario)
     leases = lease_path(libraries, inputs.lease_extensions, grid, scenario)
-    lines, lease_fees = apply_leases(lines, grid, scenario, leases, base.grant_years)
+    leases["other_grants_factor"] = security_factor(leases, base.grant_years, scenario["funders.other_grants_lost_share"])
+    lines, lease_fees = apply_leases(lines, grid, scenario, leases)
     running_costs = set(inputs.lines.loc[inputs.lines["running_cost"] == "yes", "line"])
     lines, taken_back = transfer_to_council(lines, grid, scenario, libraries, running_costs)
     lines = attach_line_meta(lines, inputs)

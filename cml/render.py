@@ -312,12 +312,16 @@ def _lease(library: dict, forecast: Forecast) -> dict:
             ["financial_year", "years_added"]]),
         "grant_base_labels": year_ranges(sorted(forecast.grant_base_years.loc[
             forecast.grant_base_years["library_id"] == library["library_id"], "financial_year"], key=parse_fy)),
-        "base_short": bool(leases[(leases["scenario"] == BASELINE) & (leases["library_id"] == library["library_id"])
-                                  & leases["year"].isin(forecast.grant_base_years.loc[
-                                      forecast.grant_base_years["library_id"] == library["library_id"], "year"])]
-                           ["short_of_security"].any()),
+        "grants_factor_short": _factor(path[path["short_of_security"]]),
+        "grants_factor_secure": _factor(path[~path["short_of_security"]]),
         "horizon_years_remaining": float(path["lease_years_remaining"].iloc[-1]),
     }
+
+
+def _factor(path: pd.DataFrame) -> float | None:
+    """The multiple of their base that grants from other funders are forecast at in these years
+    (one value: it depends only on whether the lease is short), or None when there are no such years."""
+    return float(path["other_grants_factor"].iloc[0]) if len(path) else None
 
 
 def _trustee_rows(trustees: pd.DataFrame, projection: pd.DataFrame) -> list[dict]:
