@@ -6,6 +6,7 @@ Each command loads the inputs, calls the library and reports. A user's mistake i
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from functools import wraps
 from pathlib import Path
@@ -17,7 +18,8 @@ from cml.checks import ModelCheckFailed
 from cml.errors import InputError, Problem
 from cml.inputs import Inputs, load_inputs
 from cml.outputs import run_info, write_pack
-from cml.projection import build_forecast
+from cml.backtest import run_backtest
+from cml.projection import Forecast, build_forecast
 from cml.render import briefing_path, render_briefing, render_pack
 from cml.returns import write_template
 from cml.scenarios import (
@@ -32,6 +34,13 @@ from cml.scenarios import (
 
 DEFAULT_INPUTS = Path("inputs")
 DEFAULT_OUTPUTS = Path("outputs")
+
+
+def with_backtest(forecast: Forecast, inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
+    """The forecast with the backtest of its status quo against the accounts (``backtest.csv`` and
+    the portfolio report's section on how far such forecasts can be trusted)."""
+    baseline = next(s for s in scenarios if s.name == BASELINE)
+    return dataclasses.replace(forecast, backtest=run_backtest(inputs, baseline))
 
 
 def inputs_option(command):
@@ -133,7 +142,8 @@ def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...
     """Project every library's reserves to the horizon under each scenario and write the pack.
 
     Writes briefings/*.pdf, portfolio.pdf, projection.csv, portfolio.csv, summary.csv,
-    options.csv, scenarios.csv, fund.csv, figures.xlsx and run.json.
+    options.csv, scenarios.csv, fund.csv, fund_ledger.csv, leases.csv, backtest.csv,
+    figures.xlsx and run.json.
 
     Examples:
 
@@ -143,7 +153,7 @@ def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...
             --set 'levers.one_off_year="2026/27"' --outputs outputs/anstey-what-if
     """
     inputs, scenarios = load_run(inputs_dir, scenario_names, library_id, settings)
-    result = build_forecast(inputs, scenarios)
+    result = with_backtest(build_forecast(inputs, scenarios), inputs, scenarios)
     write_pack(result, inputs, outputs_dir, None if no_pdf else pdf_writer(library_id))
     latest = result.portfolio[result.portfolio["scenario"] == BASELINE].iloc[-1]
     click.echo(

@@ -118,6 +118,10 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "fund_ledger": forecast.fund[FUND_LEDGER_COLUMNS],
         "leases": forecast.leases.assign(lease_end=forecast.leases["lease_end"].dt.strftime("%Y-%m-%d"))[LEASE_COLUMNS],
         "projection": forecast.projection[PROJECTION_COLUMNS],
+        **({} if forecast.backtest is None else {
+            "backtest": forecast.backtest.rows.assign(cutoff=forecast.backtest.rows["cutoff"].map(fy_label),
+                                                      target_year=forecast.backtest.rows["target_year"].map(fy_label)),
+            "backtest_scores": forecast.backtest.scores}),
     }
 
 

@@ -25,6 +25,7 @@ value, so each year's surplus or deficit moves free reserves pound for pound.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -47,6 +48,9 @@ from cml.fy import fy_label, fy_of_dates, parse_fy, year_ranges
 from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, OTHER_GRANTS, Assumptions, Inputs
 from cml.scenarios import BASELINE, Scenario
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
+
+if TYPE_CHECKING:
+    from cml.backtest import Backtest
 
 RAG_ORDER = ("Red", "Amber", "Green")
 COUNCIL_COMPONENTS = ("council_grant", "fund_payments", "running_costs", "fabric_repairs", "lease_fees",
@@ -79,6 +83,7 @@ class Forecast:
     assumptions: Assumptions
     settings: dict[str, dict] = field(default_factory=dict)
     checks: tuple = ()
+    backtest: Backtest | None = None  # the status quo re-run from earlier cut-offs (cml.backtest), when asked for
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ from urllib.request import url2pathname
 import click
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from cml.backtest import describe_cutoffs
 from cml.fy import fy_end, fy_label, parse_fy, year_ranges
 from cml.inputs import CONTINGENCY_GRANT
 from cml.projection import Forecast, comparison_years, option_comparison
@@ -604,6 +605,28 @@ def _fund_rules(forecast: Forecast) -> dict:
             "real_terms_inflation": forecast.assumptions.real_terms_inflation}
 
 
+def _backtest_context(forecast: Forecast) -> dict | None:
+    """The backtest's scores by horizon (normal-year targets, then Covid-year targets) and its red
+    flags, as the report's trust section prints them; None when the run made no backtest."""
+    if forecast.backtest is None:
+        return None
+    scores = forecast.backtest.scores
+
+    def by_horizon(covid: bool) -> list[dict]:
+        part = scores[scores["covid_target"] == covid]
+        mae = part.pivot(index="horizon", columns="method", values="mean_absolute_error")
+        bias = part.pivot(index="horizon", columns="method", values="bias")["cml"]
+        pairs = part.pivot(index="horizon", columns="method", values="pairs")["cml"]
+        return [{"horizon": int(h), "pairs": int(pairs[h]), "cml": mae.loc[h, "cml"], "flat": mae.loc[h, "flat"],
+                 "trend": mae.loc[h, "three_year_trend"], "bias": bias[h],
+                 "beats": bool(mae.loc[h, "cml"] < min(mae.loc[h, "flat"], mae.loc[h, "three_year_trend"]))}
+                for h in mae.index]
+
+    normal = by_horizon(False)
+    return {"cutoffs": describe_cutoffs(forecast.backtest.rows), "normal": normal, "covid": by_horizon(True),
+            "beats_all": all(row["beats"] for row in normal), "flags": _records(forecast.backtest.flags)}
+
+
 def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
     """Everything the portfolio report shows, as plain data, after checking it adds up."""
     check_portfolio_totals(forecast)
@@ -635,6 +658,7 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
         "libraries_count": len(libraries),
         "rag_rule": rag_rule(forecast),
         "method": method_context(forecast),
+        "backtest": _backtest_context(forecast),
         "fund": _fund_rules(forecast),
         "lease_threshold_years": forecast.settings[BASELINE]["lease.threshold_years"],
         "transfers": {"first": int(transfer_years.min()), "last": int(transfer_years.max())},
