@@ -1,0 +1,369 @@
+"""``figures.xlsx``, the workbook an officer opens, and the CSVs' defence against formulas.
+
+Every sheet is written from a frame of :func:`cml.outputs.tables`, column by column through one
+registry, :data:`COLUMNS`: the plain heading with its unit and how the figures are shown. A
+column the registry does not know still gets a heading (its name in words) and a format from
+its type, so a table or column added to ``tables()`` appears without a change here.
+
+Sheets are written with xlsxwriter in ``constant_memory`` mode (row by row, one sheet at a time):
+autofilter, frozen header, widths fitted to the contents, and print set-up (landscape, one page
+wide, header row on every page). Money is rounded to pennies before it is written, so rounding
+noise (-0.0000001) is £0, never (£0). Text is always written as text, never as a formula.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+NOT_REACHED = "beyond horizon"  # a year (run-out, fund exhausted) that does not come before the horizon
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+ILLUSTRATIVE_BANNER = "ILLUSTRATIVE DATA: these figures are made up and are not any library's accounts."
+MONEY_FORMAT = "£#,##0;(£#,##0);£0"
+MONTHS_FORMAT = '0.0;"none";0.0'  # negative months of cover mean nothing to a reader: "none", as in the PDFs
+COUNT_FORMAT = "#,##0"
+NUMBER_FORMAT = "#,##0.00;(#,##0.00);0"
+ROWS_PER_PRINTED_PAGE = 46  # A4 landscape, default margins, 15 pt rows: Excel's and LibreOffice's page break
+MAX_WIDTH = 60
+FROZEN_KEYS = ("scenario", "library_id", "name", "financial_year")
+
+
+@dataclass(frozen=True)
+class Column:
+    """How one column reads in the workbook: its heading (with the unit) and its kind
+    (``money``, ``months``, ``count``, ``number`` or ``text``)."""
+
+    heading: str
+    kind: str = "text"
+
+
+COLUMNS: dict[str, Column] = {
+    # keys and labels
+    "scenario": Column("Scenario"),
+    "description": Column("What the scenario assumes"),
+    "library_id": Column("Library id"),
+    "name": Column("Library"),
+    "financial_year": Column("Financial year"),
+    "actual_or_forecast": Column("Actual or forecast"),
+    "rag": Column("RAG"),
+    "rag_now": Column("RAG now"),
+    "first_forecast_year": Column("First forecast year"),
+    "last_grant_year": Column("Last council grant year"),
+    "run_out_year": Column("Year free reserves run out"),
+    "fund_exhausted_in": Column("Year the contingency fund runs out"),
+    "cost_years": Column("Years costs are counted over"),
+    "annual_gap_years": Column("Years the gap is averaged over"),
+    # money
+    "council_grant": Column("Council grant (£)", "money"),
+    "self_generated_income": Column("Self-generated income (£)", "money"),
+    "other_income": Column("Other grants (£)", "money"),
+    "fund_support": Column("Contingency fund support (£)", "money"),
+    "income": Column("Income (£)", "money"),
+    "expenditure": Column("Expenditure (£)", "money"),
+    "surplus": Column("Surplus or (deficit) (£)", "money"),
+    "deficit": Column("Deficits of libraries in deficit (£)", "money"),
+    "opening_reserves": Column("Opening reserves (£)", "money"),
+    "closing_reserves": Column("Closing reserves (£)", "money"),
+    "free_reserves": Column("Free reserves (£)", "money"),
+    "reserves_target": Column("Reserves target (£)", "money"),
+    "horizon_closing_reserves": Column("Closing reserves at the horizon (£)", "money"),
+    "horizon_free_reserves": Column("Free reserves at the horizon (£)", "money"),
+    "change_from_baseline": Column("Change in free reserves from the baseline (£)", "money"),
+    "annual_gap": Column("Annual gap to close (£ a year)", "money"),
+    "council_cost": Column("Council cost (£)", "money"),
+    "council_cost_total": Column("Council cost: total (£)", "money"),
+    "council_cost_per_year": Column("Council cost a year (£)", "money"),
+    "fund_paid_in_forecast": Column("Contingency fund paid (£)", "money"),
+    "fund_claims_paid": Column("Fund claims paid (£)", "money"),
+    "fund_claims_unmet": Column("Fund claims unmet (£)", "money"),
+    "fund_closing": Column("Contingency fund closing balance (£)", "money"),
+    "fund_unmet": Column("Fund claims unmet (£)", "money"),
+    "opening": Column("Opening balance (£)", "money"),
+    "top_ups": Column("Top-ups (£)", "money"),
+    "payments": Column("Payments (£)", "money"),
+    "closing": Column("Closing balance (£)", "money"),
+    "unmet": Column("Claims unmet (£)", "money"),
+    # months and counts
+    "months_of_cover": Column("Months of cover", "months"),
+    "months_of_cover_now": Column("Months of cover now", "months"),
+    "months_of_cover_at_grant_end": Column("Months of cover at grant end", "months"),
+    "libraries_red": Column("Libraries Red", "count"),
+    "libraries_amber": Column("Libraries Amber", "count"),
+    "libraries_green": Column("Libraries Green", "count"),
+    "at_risk_first_forecast_year": Column("Libraries Red or Amber, first forecast year", "count"),
+    "red_at_horizon": Column("Libraries Red at the horizon", "count"),
+    "libraries_running_out": Column("Libraries whose free reserves run out", "count"),
+}
+# Families of columns named by a prefix: (prefix, heading with {rest} for the rest of the name, kind).
+COLUMN_FAMILIES = [
+    ("council_cost_", "Council cost: {rest} (£)", "money"),
+    ("libraries_", "Libraries {rest}", "count"),
+]
+SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summary", "portfolio": "Portfolio",
+               "fund": "Fund", "projection": "Projection"}
+DEFINITIONS = [
+    ("Free reserves", "Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "
+                      "what a library could spend on running costs."),
+    ("Closing reserves", "Opening reserves plus income less expenditure for the year."),
+    ("Months of cover", "Free reserves divided by one month of that year's expenditure. Shown as \"none\" when "
+                        "free reserves are below zero."),
+    ("RAG", "Red: free reserves below the Red line (months of cover, see Assumptions). Amber: below the higher "
+            "of the Amber line and the library's own reserves policy. Green: otherwise."),
+    ("Year free reserves run out", "The first forecast year in which free reserves fall below zero; "
+                                   f"\"{NOT_REACHED}\" if that does not happen by the last forecast year."),
+    ("Annual gap to close", "Expenditure less the library's own income (contingency fund payments left out), "
+                            "averaged over the first three forecast years without the council's taper grant."),
+    ("Council cost", "What the council pays (taper grant, contingency fund payments, running costs, fabric repairs, "
+                     "lease fees) over the baseline's forecast years, the same years for every scenario."),
+    ("Contingency fund", "Pays programme grants first, then building failures, then libraries whose free reserves "
+                         "fall below a floor, fewest months of cover first, until it runs dry; what it cannot pay "
+                         "is unmet."),
+    ("Actual or forecast", "Actual: from the library's accounts. Forecast: projected by cml."),
+    ("Money", "Pounds, rounded to the penny and shown to the pound; negatives in brackets. Totals are computed from "
+              "unrounded figures, so figures may not sum due to rounding."),
+]
+
+
+def readable(name: str) -> str:
+    """A column name in words: ``lease_years_remaining`` -> ``Lease years remaining``."""
+    return name.replace("_", " ").strip().capitalize() or name
+
+
+def column_spec(name: str, values: pd.Series | None = None) -> Column:
+    """The registry's entry for ``name``; else its family's; else its name in words, with a
+    kind from its values (whole numbers are counts, other numbers plain numbers, else text)."""
+    if name in COLUMNS:
+        return COLUMNS[name]
+    for prefix, heading, kind in COLUMN_FAMILIES:
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return Column(heading.format(rest=readable(name[len(prefix):]).lower()), kind)
+    if values is not None and pd.api.types.is_bool_dtype(values):
+        return Column(readable(name))
+    if values is not None and pd.api.types.is_integer_dtype(values):
+        return Column(readable(name), "count")
+    if values is not None and pd.api.types.is_float_dtype(values):
+        return Column(readable(name), "number")
+    return Column(readable(name))
+
+
+def sheet_name(table: str) -> str:
+    return SHEET_NAMES.get(table, readable(table))[:31]
+
+
+def defuse(text: object) -> object:
+    """Text a spreadsheet would run as a formula, made inert with a leading apostrophe.
+
+    >>> defuse("=HYPERLINK(\\"http://x\\")"), defuse("-10% costs"), defuse("Anstey"), defuse(3.5)
+    ('\\'=HYPERLINK("http://x")', "'-10% costs", 'Anstey', 3.5)
+    """
+    if isinstance(text, str) and text.startswith(FORMULA_STARTS):
+        return "'" + text
+    return text
+
+
+def defused(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every text value that starts like a formula defused (for CSVs)."""
+    out = None
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        risky = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+        if risky.any():
+            out = frame.copy() if out is None else out
+            out[column] = values.where(~risky, "'" + values.astype(str))
+    return frame if out is None else out
+
+
+def pennies(values: pd.Series) -> np.ndarray:
+    """Money rounded to the penny, half up; anything within half a penny of zero is 0."""
+    array = values.to_numpy(dtype=float)
+    rounded = np.sign(array) * np.floor(np.abs(array) * 100 + 0.5 + 1e-9) / 100
+    rounded[np.abs(array) < 0.005] = 0.0
+    return rounded + 0.0  # no negative zero
+
+
+def _width(values: pd.Series, spec: Column, cells: np.ndarray | None) -> int:
+    """Characters a column needs to show its longest value (estimated from the values, not drawn)."""
+    heading_words = max((len(word) for word in spec.heading.split()), default=0)
+    heading = min(len(spec.heading), 22)
+    if spec.kind in ("money", "number", "count", "months") and cells is not None:
+        finite = cells[np.isfinite(cells)]
+        biggest = float(np.abs(finite).max()) if finite.size else 0.0
+        content = len(f"{biggest:,.0f}") + (3 if spec.kind != "count" else 0)
+        if spec.kind == "number":
+            content += 3
+    else:
+        text = values.dropna().astype(str)
+        content = int(text.str.len().max()) if len(text) else 0
+    return min(MAX_WIDTH, max(content, heading, heading_words, 6) + 2)
+
+
+def _cells(values: pd.Series, spec: Column) -> np.ndarray | list:
+    """The column's values as they are written: floats (pennies for money) or Python objects."""
+    if spec.kind == "money":
+        return pennies(values)
+    if spec.kind in ("months", "number"):
+        return values.to_numpy(dtype=float)
+    if spec.kind == "count" and pd.api.types.is_numeric_dtype(values):
+        return values.to_numpy(dtype=float)
+    return values.astype(object).where(values.notna(), None).tolist()
+
+
+def printed_pages(rows: int, header_rows: int) -> int:
+    """Pages a sheet prints on: one page wide, ``ROWS_PER_PRINTED_PAGE`` rows a page with the
+    header repeated (the method ``benchmarks/workbook.py`` reports)."""
+    per_page = ROWS_PER_PRINTED_PAGE - header_rows
+    return max(1, math.ceil(rows / per_page))
+
+
+def write_workbook(frames: dict[str, pd.DataFrame], path: Path, illustrative: bool,
+                   notes: Iterable[tuple[str, str, str]] = ()) -> dict[str, int]:
+    """Write ``figures.xlsx``: a Notes sheet first, then one sheet per frame. Returns the
+    printed page count of each sheet (:func:`printed_pages`)."""
+    import xlsxwriter
+
+    book = xlsxwriter.Workbook(str(path), {"constant_memory": True, "strings_to_formulas": False,
+                                           "strings_to_urls": False, "strings_to_numbers": False,
+                                           "nan_inf_to_errors": True})
+    formats = {
+        "money": book.add_format({"num_format": MONEY_FORMAT}),
+        "months": book.add_format({"num_format": MONTHS_FORMAT}),
+        "count": book.add_format({"num_format": COUNT_FORMAT}),
+        "number": book.add_format({"num_format": NUMBER_FORMAT}),
+        "text": None,
+    }
+    heading = book.add_format({"bold": True, "text_wrap": True, "valign": "top", "bottom": 1})
+    banner = book.add_format({"bold": True, "font_color": "#B00000"})
+    wrap = book.add_format({"text_wrap": True, "valign": "top"})
+    bold_top = book.add_format({"bold": True, "valign": "top", "text_wrap": True})
+    pages = {"Notes": _write_notes(book, list(notes), illustrative, banner, bold_top, wrap)}
+    for table, frame in frames.items():
+        name = sheet_name(table)
+        pages[name] = _write_sheet(book.add_worksheet(name), frame, illustrative, formats, heading, banner)
+    book.close()
+    return pages
+
+
+def _print_setup(sheet, header_row: int) -> None:
+    sheet.set_landscape()
+    sheet.set_paper(9)  # A4
+    sheet.fit_to_pages(1, 0)
+    sheet.repeat_rows(header_row)
+    sheet.set_footer("&L&A&RPage &P of &N")
+
+
+def _write_sheet(sheet, frame: pd.DataFrame, illustrative: bool, formats: dict, heading, banner) -> int:
+    header_row = 1 if illustrative else 0
+    specs = [column_spec(str(column), frame[column]) for column in frame.columns]
+    columns = [_cells(frame[column], spec) for column, spec in zip(frame.columns, specs)]
+    for index, (column, spec, cells) in enumerate(zip(frame.columns, specs, columns)):
+        numeric = cells if isinstance(cells, np.ndarray) else None
+        sheet.set_column(index, index, _width(frame[column], spec, numeric))
+    frozen = 0
+    while frozen < min(2, len(frame.columns)) and str(frame.columns[frozen]) in FROZEN_KEYS:
+        frozen += 1
+    sheet.freeze_panes(header_row + 1, frozen)
+    _print_setup(sheet, header_row)
+    sheet.set_row(header_row, 45)
+    if illustrative:
+        sheet.write_string(0, 0, ILLUSTRATIVE_BANNER, banner)
+    for index, spec in enumerate(specs):
+        sheet.write_string(header_row, index, spec.heading, heading)
+    rows = len(frame)
+    if frame.columns.size:
+        sheet.autofilter(header_row, 0, header_row + max(rows, 1), len(frame.columns) - 1)
+    writers = []
+    for spec, cells in zip(specs, columns):
+        cell_format = formats[spec.kind]
+        if isinstance(cells, np.ndarray):
+            writers.append((sheet.write_number, cell_format, cells.tolist()))
+        else:
+            writers.append((None, cell_format, cells))
+    write_string, write_number = sheet.write_string, sheet.write_number
+    isnan = math.isnan
+    for offset in range(rows):
+        row = header_row + 1 + offset
+        for col, (number, cell_format, cells) in enumerate(writers):
+            value = cells[offset]
+            if number is not None:
+                if not isnan(value):
+                    write_number(row, col, value, cell_format)
+            elif value is None:
+                continue
+            elif isinstance(value, str):
+                write_string(row, col, value, cell_format)
+            elif isinstance(value, bool | np.bool_):
+                write_string(row, col, "yes" if value else "no", cell_format)
+            elif isinstance(value, int | float | np.integer | np.floating) and not isnan(float(value)):
+                write_number(row, col, float(value), cell_format)
+            else:
+                write_string(row, col, str(value), cell_format)
+    return printed_pages(rows + 1, header_row + 1)
+
+
+def _write_notes(book, notes: list[tuple[str, str, str]], illustrative: bool, banner, bold, wrap) -> int:
+    """The Notes sheet: what the workbook is, the definitions, and the run's assumptions with
+    their sources. ``notes`` rows are (section, item, text)."""
+    sheet = book.add_worksheet("Notes")
+    sheet.set_column(0, 0, 22)
+    sheet.set_column(1, 1, 34)
+    sheet.set_column(2, 2, 90)
+    _print_setup(sheet, 0)
+    sheet.set_portrait()
+    row = 0
+    if illustrative:
+        sheet.write_string(row, 0, ILLUSTRATIVE_BANNER, banner)
+        row += 1
+    rows = [("About", "This workbook", "The figures of one cml run, one sheet per table (the same as the CSVs "
+             "beside it). Each sheet has a filter on its header row and prints one page wide."),
+            *[("Definitions", term, text) for term, text in DEFINITIONS], *notes]
+    sheet.write_row(row, 0, ["Section", "Item", "Note"], bold)
+    row += 1
+    for section, item, text in rows:
+        sheet.write_string(row, 0, str(section), bold)
+        sheet.write_string(row, 1, str(item), wrap)
+        sheet.write_string(row, 2, str(text), wrap)
+        row += 1
+    return printed_pages(row, 1)
+
+
+def assumption_notes(raw: dict, source_file: Path | None) -> list[tuple[str, str, str]]:
+    """One note per setting in ``assumptions.toml``: its value and, from the comment after it,
+    its source."""
+    sources = assumption_sources(source_file) if source_file is not None else {}
+    notes = []
+    for section, values in raw.items():
+        if not isinstance(values, dict):
+            notes.append(("Assumptions", section, str(values)))
+            continue
+        for key, value in values.items():
+            source = sources.get(f"{section}.{key}")
+            shown = f"{value!r}" if isinstance(value, str) else str(value)
+            notes.append(("Assumptions", f"{section}.{key}", shown + (f"  (source: {source})" if source else "")))
+    return notes
+
+
+def assumption_sources(path: Path) -> dict[str, str]:
+    """``section.key`` -> the comment written after the value in a TOML file."""
+    sources: dict[str, str] = {}
+    section = ""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return sources
+    for line in lines:
+        header = re.match(r"\s*\[([^\]]+)\]", line)
+        if header:
+            section = header.group(1).strip()
+            continue
+        setting = re.match(r"\s*([A-Za-z0-9_]+)\s*=.*?#\s*(.+)$", line)
+        if setting and not line.lstrip().startswith("#"):
+            sources[f"{section}.{setting.group(1)}"] = setting.group(2).strip()
+    return sources
