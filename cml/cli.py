@@ -273,7 +273,8 @@ def describe_value(key: str, value) -> str:
         if not value:
             return "none"
         if all(isinstance(item, dict) for item in value):
-            return "; ".join(", ".join(str(v) for v in item.values() if v != "") for item in value)
+            rows = [", ".join(str(v) for v in item.values() if v != "") for item in value]
+            return "; ".join(rows) if len(rows) <= 4 else f"{len(rows)} entries: " + "; ".join(rows[:3]) + "; ..."
         return ", ".join(str(item) for item in value)
     if value == "":
         return "none"
