@@ -25,7 +25,7 @@ import click
 
 from cml import __version__
 from cml.checks import ModelCheckFailed
-from cml.errors import InputError, Problem
+from cml.errors import InputError
 from cml.inputs import Inputs, load_inputs
 from cml.outputs import write_pack
 from cml.pack import FULL, ONE_LIBRARY, OutputsError, OutputsFolder

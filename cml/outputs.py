@@ -17,8 +17,8 @@ import pandas as pd
 
 from cml import __version__
 from cml.inputs import Inputs
-from cml.projection import Forecast, comparison_years, option_comparison
 from cml.pack import FULL, OutputsError, OutputsFolder
+from cml.projection import Forecast, comparison_years, option_comparison
 from cml.scenarios import BASELINE
 from cml.workbook import NOT_REACHED, assumption_notes, defused, write_workbook
 

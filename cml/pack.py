@@ -32,6 +32,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 MANIFEST_KEY = "files"  # run.json: {relative path: sha256} of every other file cml wrote
 PACK_KEY = "pack"  # run.json: {"kind": "full" | "one_library", "library": id or None, "pdfs": bool}
@@ -183,7 +184,7 @@ class OutputsFolder:
     def lock_path(self) -> Path:
         return self._parent / f".{self._name}.lock"
 
-    def __enter__(self) -> OutputsFolder:
+    def __enter__(self) -> Self:
         self._refuse_bad_place()
         try:
             self._parent.mkdir(parents=True, exist_ok=True)

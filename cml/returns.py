@@ -74,16 +74,16 @@ def _sheet_as_text(sheet, name: str) -> pd.DataFrame:
 INSTRUCTIONS = [
     "How to fill in this annual return",
     "",
-    "1. Accounts: one row per financial year and line. The years and lines are filled in; type each amount "
+    ("1. Accounts: one row per financial year and line. The years and lines are filled in; type each amount "
     "in pounds (never negative; 0 where a line had nothing). Pick a line from the drop-down list; the Lines "
-    "sheet says which lines are income and which are expenditure.",
-    "2. Reserves: at each year's end, unrestricted funds, designated funds, fixed assets and restricted funds, "
-    "in pounds.",
-    "3. Projection (optional): the trustees' own projection of income, expenditure and closing reserves for "
-    "future years (e.g. 2025/26).",
+    "sheet says which lines are income and which are expenditure."),
+    ("2. Reserves: at each year's end, unrestricted funds, designated funds, fixed assets and restricted funds, "
+    "in pounds."),
+    ("3. Projection (optional): the trustees' own projection of income, expenditure and closing reserves for "
+    "future years (e.g. 2025/26)."),
     "4. Do not rename the sheets or the header rows. Financial years are written like 2024/25.",
-    "5. Save the workbook as .xlsx and put it in inputs/returns/; `cml validate` checks it with the same rules "
-    "as the CSVs and names any cell that is wrong.",
+    ("5. Save the workbook as .xlsx and put it in inputs/returns/; `cml validate` checks it with the same rules "
+    "as the CSVs and names any cell that is wrong."),
 ]
 TEMPLATE_ROWS = 500  # rows the drop-down lists and checks cover on each sheet
 

@@ -116,25 +116,25 @@ COLUMN_FAMILIES = [
 SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summary", "portfolio": "Portfolio",
                "fund": "Fund", "projection": "Projection"}
 DEFINITIONS = [
-    ("Free reserves", "Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "
-                      "what a library could spend on running costs."),
+    ("Free reserves", ("Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "
+                      "what a library could spend on running costs.")),
     ("Closing reserves", "Opening reserves plus income less expenditure for the year."),
-    ("Months of cover", "Free reserves divided by one month of that year's expenditure. Shown as \"none\" when "
-                        "free reserves are below zero."),
-    ("RAG", "Red: free reserves below the Red line (months of cover, see Assumptions). Amber: below the higher "
-            "of the Amber line and the library's own reserves policy. Green: otherwise."),
-    ("Year free reserves run out", "The first forecast year in which free reserves fall below zero; "
-                                   f"\"{NOT_REACHED}\" if that does not happen by the last forecast year."),
-    ("Annual gap to close", "Expenditure less the library's own income (contingency fund payments left out), "
-                            "averaged over the first three forecast years without the council's taper grant."),
-    ("Council cost", "What the council pays (taper grant, contingency fund payments, running costs, fabric repairs, "
-                     "lease fees) over the baseline's forecast years, the same years for every scenario."),
-    ("Contingency fund", "Pays programme grants first, then building failures, then libraries whose free reserves "
+    ("Months of cover", ("Free reserves divided by one month of that year's expenditure. Shown as \"none\" when "
+                        "free reserves are below zero.")),
+    ("RAG", ("Red: free reserves below the Red line (months of cover, see Assumptions). Amber: below the higher "
+            "of the Amber line and the library's own reserves policy. Green: otherwise.")),
+    ("Year free reserves run out", ("The first forecast year in which free reserves fall below zero; "
+                                   f"\"{NOT_REACHED}\" if that does not happen by the last forecast year.")),
+    ("Annual gap to close", ("Expenditure less the library's own income (contingency fund payments left out), "
+                            "averaged over the first three forecast years without the council's taper grant.")),
+    ("Council cost", ("What the council pays (taper grant, contingency fund payments, running costs, fabric repairs, "
+                     "lease fees) over the baseline's forecast years, the same years for every scenario.")),
+    ("Contingency fund", ("Pays programme grants first, then building failures, then libraries whose free reserves "
                          "fall below a floor, fewest months of cover first, until it runs dry; what it cannot pay "
-                         "is unmet."),
+                         "is unmet.")),
     ("Actual or forecast", "Actual: from the library's accounts. Forecast: projected by cml."),
-    ("Money", "Pounds, rounded to the penny and shown to the pound; negatives in brackets. Totals are computed from "
-              "unrounded figures, so figures may not sum due to rounding."),
+    ("Money", ("Pounds, rounded to the penny and shown to the pound; negatives in brackets. Totals are computed from "
+              "unrounded figures, so figures may not sum due to rounding.")),
 ]
 
 
@@ -384,8 +384,8 @@ def _write_notes(book, notes: list[tuple[str, str, str]], illustrative: bool, ba
     if illustrative:
         sheet.write_string(row, 0, ILLUSTRATIVE_BANNER, banner)
         row += 1
-    rows = [("About", "This workbook", "The figures of one cml run, one sheet per table (the same as the CSVs "
-             "beside it). Each sheet has a filter on its header row and prints one page wide."),
+    rows = [("About", "This workbook", ("The figures of one cml run, one sheet per table (the same as the CSVs "
+             "beside it). Each sheet has a filter on its header row and prints one page wide.")),
             *[("Definitions", term, text) for term, text in DEFINITIONS], *notes]
     sheet.write_row(row, 0, ["Section", "Item", "Note"], bold)
     row += 1

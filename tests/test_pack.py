@@ -194,3 +194,23 @@ def test_a_pack_from_before_manifests_is_still_replaced(full_pack: Path) -> None
     assert foreign_files(full_pack) == []
     (full_pack / "briefings" / "notes.txt").write_text("mine")
     assert foreign_files(full_pack) == ["briefings/notes.txt (not written by cml)"]
+
+
+@pytest.mark.filterwarnings("ignore:HarfBuzz-Subset will be required:DeprecationWarning")
+def test_brief_writes_its_own_one_library_pack_and_refuses_the_full_one(tmp_path: Path, full_pack: Path) -> None:
+    out = tmp_path / "outputs-anstey"
+    result = CliRunner().invoke(main, ["brief", "Anstey", "--inputs", str(SHIPPED), "--outputs", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(pack_files(out)) == ["README.md", "briefings/anstey.pdf", "run.json"]
+    assert json.loads((out / "run.json").read_text())["pack"] == {"kind": "one_library", "library": "anstey",
+                                                                  "pdfs": True}
+    result = CliRunner().invoke(main, ["brief", "anstey", "--inputs", str(SHIPPED), "--outputs", str(full_pack)])
+    assert result.exit_code == 4 and "holds the full pack" in result.output
+
+
+def test_without_an_atomic_exchange_the_pack_is_swapped_by_two_renames(full_pack: Path, monkeypatch) -> None:
+    monkeypatch.setattr("cml.pack._exchange", lambda a, b: False)
+    result = forecast_cli("--outputs", str(full_pack), "--no-pdf")
+    assert result.exit_code == 0, result.output
+    assert not list(full_pack.rglob("*.pdf")) and (full_pack / "run.json").exists()
+    assert not [p for p in full_pack.parent.iterdir() if ".staging-" in p.name or ".old-" in p.name]

@@ -50,7 +50,7 @@ COMMAND = [sys.executable, "-c", "from cml.cli import main; main()"]
 
 
 def cml(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([*COMMAND, *args], capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_sigkill_leaves_no_worker_and_the_next_run_clears_up(tmp_path: Path, scenario_forecast, inputs) -> None:
