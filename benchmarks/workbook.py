@@ -12,6 +12,12 @@ margins, so a sheet's pages are ``ceil(rows / (that - header rows))`` (``printed
 Notes sheet counts as one page a row of text (its rows wrap), which overstates it slightly.
 
 Prints figures; asserts nothing. Target (issue 12): 3,000 libraries in well under a minute.
+
+Measured on the 2-core development machine, 2026-12-02, with other engineers' jobs running
+(load average about 3): 35 libraries (6,312 rows) 0.57 s, 0.8 MB, 148 printed pages
+(Projection 125); 3,000 libraries (516,624 rows) 30.9 s, 69 MB, 11,746 printed pages
+(Projection 10,645, Summary and Scenarios 546 each). Writing every cell through xlsxwriter's
+own API in ``constant_memory`` mode took 2.6 s and 135 s for the same two sizes.
 """
 
 from __future__ import annotations
