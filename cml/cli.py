@@ -1,12 +1,23 @@
 """The ``cml`` command: a thin skin over the pipeline stages.
 
 Each command loads the inputs, calls the library and reports. A user's mistake is printed as
-``file:row: column: reason`` lines with exit code 1, never as a traceback.
+a sentence (``file:row: column: reason`` for input files), never as a traceback, with one exit
+code per kind of problem (README "Exit codes"):
+
+====  ==========================================================================================
+0     done
+1     an input file is wrong or unreadable (every problem listed, located)
+2     the command line is wrong: an unknown option, library, scenario or ``--set`` setting
+3     a reconciliation check of the model failed (a bug or inconsistent inputs; nothing written)
+4     the outputs folder cannot take the pack: locked by another run, holds files cml did not
+      write, inside the inputs folder, or not writable (nothing changed)
+====  ==========================================================================================
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 from functools import wraps
 from pathlib import Path
@@ -15,12 +26,13 @@ import click
 
 from cml import __version__
 from cml.checks import ModelCheckFailed
-from cml.errors import InputError, Problem
+from cml.errors import InputError
 from cml.inputs import Inputs, load_inputs
-from cml.outputs import run_info, write_pack
 from cml.backtest import run_backtest
+from cml.outputs import write_pack
+from cml.pack import FULL, ONE_LIBRARY, OutputsError, OutputsFolder
 from cml.projection import Forecast, build_forecast
-from cml.render import briefing_path, render_briefing, render_pack
+from cml.render import PortfolioMismatch, briefing_path, render_briefing, render_pack, slugify
 from cml.returns import write_template
 from cml.scenarios import (
     BASELINE,
@@ -34,6 +46,35 @@ from cml.scenarios import (
 
 DEFAULT_INPUTS = Path("inputs")
 DEFAULT_OUTPUTS = Path("outputs")
+EXIT_INPUT, EXIT_USAGE, EXIT_CHECK, EXIT_OUTPUTS = 1, 2, 3, 4
+COMMAND_LINE_PLACES = ("--", "LIBRARY_ID")  # a Problem located here is the command line's, not a file's
+SETTING_WORDS = {
+    "fund.opening_year": "contingency fund opens in", "fund.opening_balance": "contingency fund opening balance",
+    "fund.top_ups": "contingency fund top-ups", "fund.reserves_floor_months": "fund pays below (months of cover)",
+    "fund.cap_per_claim": "fund cap per claim", "fund.cap_per_library": "fund cap per library",
+    "fund.pays_building_failures": "fund pays building failures",
+    "fund.pays_reserves_floor": "fund tops up libraries below the reserves floor",
+    "lease.new_lease_years": "new lease on top of the unexpired term (years)",
+    "shocks.council_income_cuts": "council decisions that cut a library's income",
+    "lease.threshold_years": "lease may be extended with (years or less left)",
+    "lease.extension_years": "lease extension (years)", "lease.library_fees": "library's fees per extension",
+    "lease.council_fees": "council's fees per extension",
+    "funders.min_lease_years": "funders want a lease of (years)",
+    "funders.other_grants_lost_share": "share of other grants lost while the lease is short",
+    "council.takes_fabric_repairs": "council takes the building fabric repairs",
+    "council.takes_running_costs": "council takes all running costs",
+    "shocks.closure_year": "closure in", "shocks.closure_weeks": "closure (weeks)",
+    "shocks.weekly_loss": "income lost per week of closure", "shocks.recovery": "recovery after closure",
+    "shocks.business_grants": "Covid business grants", "shocks.building_failures": "building failures",
+    "levers.libraries": "trustees' levers apply to", "levers.reserves_target_months": "reserves target (months)",
+    "levers.use_reserves_target": "use the reserves target", "levers.cost_change": "change in costs",
+    "levers.income_change": "change in income", "levers.one_off_cost": "one-off cost",
+    "levers.one_off_year": "one-off cost in",
+    "forecast.actuals_to": "accounts used up to", "forecast.horizon": "forecast to",
+}
+MONEY_SETTINGS = {"fund.opening_balance", "fund.cap_per_claim", "fund.cap_per_library", "lease.library_fees",
+                  "lease.council_fees", "shocks.weekly_loss", "levers.one_off_cost"}
+SHARE_SETTINGS = {"funders.other_grants_lost_share", "levers.cost_change", "levers.income_change"}
 
 
 def with_backtest(forecast: Forecast, inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
@@ -60,8 +101,8 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
     library (unless ``--set levers.libraries=[...]`` says otherwise).
     """
     inputs = load_inputs(inputs_dir)
-    if library_id is not None and library_id not in set(inputs.libraries["library_id"]):
-        raise InputError([Problem(library_label, None, library_id, "is not a library_id in libraries.csv")])
+    if library_id is not None:
+        library_id = match_library(library_id, list(inputs.libraries["library_id"]), library_label)
     overrides = parse_overrides(settings)
     if library_id is not None and overrides:
         overrides.setdefault("levers.libraries", [library_id])
@@ -69,11 +110,38 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
     known = [s.name for s in scenarios]
     unknown = [n for n in scenario_names if n not in known]
     if unknown:
-        raise InputError([Problem("--scenario", None, n, f"no such scenario; choose from {', '.join(known)}") for n in unknown])
+        raise click.BadParameter("; ".join(f"'{n}' is not a scenario in {SCENARIO_FILE}{_nearest(n, known)}; "
+                                           f"choose from {', '.join(known)}" for n in unknown), param_hint="--scenario")
     if scenario_names:
         scenarios = [s for s in scenarios if s.name in {BASELINE, WHAT_IF, *scenario_names}]
     check_scenarios_against_inputs(scenarios, inputs)
     return inputs, scenarios
+
+
+def _nearest(given: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(given.lower(), known, n=3, cutoff=0.5)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def match_library(given: str, known: list[str], label: str = "--library") -> str:
+    """The library id ``given`` names, whatever its case; an unknown one is a usage error that
+    lists the nearest ids.
+
+    >>> match_library("Anstey", ["anstey", "sapcote"])
+    'anstey'
+    """
+    by_lower = {library_id.lower(): library_id for library_id in known}
+    if given.strip().lower() in by_lower:
+        return by_lower[given.strip().lower()]
+    raise click.BadParameter(f"'{given}' is not a library_id in libraries.csv{_nearest(given, known)}",
+                             param_hint=label)
+
+
+def outputs_folder(outputs_dir: Path | None, library_id: str | None) -> Path:
+    """``--outputs`` as given; by default ``outputs``, or ``outputs-<library>`` for one library's pack."""
+    if outputs_dir is not None:
+        return outputs_dir
+    return DEFAULT_OUTPUTS if library_id is None else Path(f"{DEFAULT_OUTPUTS}-{slugify(library_id)}")
 
 
 def pdf_writer(library_id: str | None):
@@ -89,11 +157,8 @@ def pdf_writer(library_id: str | None):
 
 
 def reports_input_errors(command):
-    """Turn :class:`InputError` into located messages on stderr and exit code 1.
-
-    A failed reconciliation check is not the user's mistake, but they still get a sentence,
-    not a traceback, and exit code 2.
-    """
+    """Turn the problems a user can meet into sentences on stderr and the README's exit codes:
+    1 an input file, 2 the command line (``--set``), 3 a failed model check, 4 the outputs folder."""
 
     @wraps(command)
     def wrapper(*args, **kwargs):
@@ -103,13 +168,17 @@ def reports_input_errors(command):
             for problem in err.problems:
                 click.echo(str(problem), err=True)
             click.echo(f"{len(err.problems)} problem(s) found; nothing was written.", err=True)
-            sys.exit(1)
+            on_command_line = all(problem.file.startswith(COMMAND_LINE_PLACES) for problem in err.problems)
+            sys.exit(EXIT_USAGE if on_command_line else EXIT_INPUT)
+        except OutputsError as err:
+            click.echo(f"Outputs folder refused: {err}", err=True)
+            sys.exit(EXIT_OUTPUTS)
         except OSError as err:
             click.echo(f"Cannot read or write {err.filename or 'a file'}: {err.strerror or err}. Nothing was changed.", err=True)
-            sys.exit(1)
-        except ModelCheckFailed as err:
+            sys.exit(EXIT_INPUT)
+        except (ModelCheckFailed, PortfolioMismatch) as err:
             click.echo(f"A reconciliation check failed, so nothing was written: {err}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_CHECK)
 
     return wrapper
 
@@ -119,88 +188,151 @@ def reports_input_errors(command):
 def main() -> None:
     """Forecast the reserves of Community Managed Libraries and write the briefing pack.
 
+    Exit codes: 0 done, 1 input files wrong, 2 command line wrong, 3 a model check failed,
+    4 outputs folder locked, refused or unwritable.
+
     Example:
 
+    \b
         cml forecast --inputs inputs --outputs outputs
     """
 
 
+OUTPUTS_HELP = ("Folder the pack is written to, replaced whole only on success. "
+                "[default: outputs; outputs-<library> with --library]")
+
+
 @main.command()
 @inputs_option
-@click.option("--outputs", "outputs_dir", type=click.Path(path_type=Path), default=DEFAULT_OUTPUTS,
-              show_default=True, help="Folder the pack is written to (previous pack replaced only on success).")
+@click.option("--outputs", "outputs_dir", type=click.Path(path_type=Path), default=None, help=OUTPUTS_HELP)
 @click.option("--scenario", "scenario_names", multiple=True, metavar="NAME",
               help="Run only this scenario (repeatable; the baseline always runs). Default: all. See `cml scenarios`.")
 @click.option("--library", "library_id", default=None, metavar="ID",
-              help="A trustee's run: the --set levers apply to this library and only its briefing is written.")
+              help="A trustee's run: the --set levers apply to this library and only its briefing is written, "
+                   "into its own folder (never into a full pack).")
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A trustee's what-if: adds scenario 'what_if' = baseline with these settings, e.g. levers.cost_change=-0.1")
-@click.option("--no-pdf", is_flag=True, help="Skip the PDF briefings (CSV, Excel and run.json only).")
+@click.option("--no-pdf", is_flag=True, help="Skip the PDFs (CSV, Excel and run.json only); the previous pack's PDFs go.")
 @reports_input_errors
-def forecast(inputs_dir: Path, outputs_dir: Path, scenario_names: tuple[str, ...], library_id: str | None,
+def forecast(inputs_dir: Path, outputs_dir: Path | None, scenario_names: tuple[str, ...], library_id: str | None,
              settings: tuple[str, ...], no_pdf: bool) -> None:
     """Project every library's reserves to the horizon under each scenario and write the pack.
 
     Writes briefings/*.pdf, portfolio.pdf, projection.csv, portfolio.csv, summary.csv,
     options.csv, scenarios.csv, fund.csv, fund_ledger.csv, leases.csv, backtest.csv,
-    figures.xlsx and run.json.
+    figures.xlsx, README.md and run.json, swapped in as one pack.
 
     Examples:
 
+    \b
         cml forecast --inputs inputs --outputs outputs
-
+        cml forecast --scenario option_1 --no-pdf
         cml forecast --library anstey --set levers.cost_change=-0.1 --set levers.one_off_cost=8000 \\
-            --set 'levers.one_off_year="2026/27"' --outputs outputs/anstey-what-if
+            --set 'levers.one_off_year="2026/27"' --outputs what-if-anstey
     """
     inputs, scenarios = load_run(inputs_dir, scenario_names, library_id, settings)
-    result = with_backtest(build_forecast(inputs, scenarios), inputs, scenarios)
-    write_pack(result, inputs, outputs_dir, None if no_pdf else pdf_writer(library_id))
+    if library_id is not None:
+        library_id = match_library(library_id, list(inputs.libraries["library_id"]))
+    out = outputs_folder(outputs_dir, library_id)
+    with OutputsFolder(out, inputs_dir, ONE_LIBRARY if library_id else FULL, library_id) as folder:
+        result = build_forecast(inputs, scenarios)
+        if library_id is None:
+            result = with_backtest(result, inputs, scenarios)
+        written = write_pack(result, inputs, out, None if no_pdf else pdf_writer(library_id),
+                             folder=folder, inputs_dir=inputs_dir)
     latest = result.portfolio[result.portfolio["scenario"] == BASELINE].iloc[-1]
     click.echo(
         f"{len(inputs.libraries)} libraries, {len(scenarios)} scenarios, projected to {latest['financial_year']}; "
         f"baseline: {int(latest['libraries_red'])} Red, {int(latest['libraries_amber'])} Amber at the horizon. "
-        f"Pack written to {outputs_dir}/"
+        f"Pack written to {out}/"
         + (" (ILLUSTRATIVE DATA)" if inputs.illustrative else "")
     )
+    if written.dropped_pdfs:
+        click.echo(f"No PDFs this run (--no-pdf): the previous pack's {len(written.dropped_pdfs)} PDF(s) were removed, "
+                   "as their footers named another run.")
 
 
 @main.command()
 @click.argument("library_id")
 @inputs_option
-@click.option("--outputs", "outputs_dir", type=click.Path(path_type=Path), default=DEFAULT_OUTPUTS,
-              show_default=True, help="The briefing is written to OUTPUTS/briefings/.")
+@click.option("--outputs", "outputs_dir", type=click.Path(path_type=Path), default=None,
+              help="Folder for this one-library pack (briefings/<library>.pdf and run.json). "
+                   "[default: outputs-<library>]")
 @reports_input_errors
-def brief(library_id: str, inputs_dir: Path, outputs_dir: Path) -> None:
-    """Write one library's PDF briefing (every scenario side by side) into OUTPUTS/briefings/.
+def brief(library_id: str, inputs_dir: Path, outputs_dir: Path | None) -> None:
+    """Write one library's PDF briefing (every scenario side by side) as its own small pack.
 
-    Every library is still projected, as the contingency fund is shared.
+    Every library is still projected, as the contingency fund is shared. The briefing goes into
+    its own folder, never beside another run's portfolio report.
 
     Example:
 
-        cml brief anstey --outputs outputs
+    \b
+        cml brief anstey --outputs outputs-anstey
     """
     inputs, scenarios = load_run(inputs_dir, (), library_id, (), library_label="LIBRARY_ID")
-    result = build_forecast(inputs, scenarios)
-    folder = outputs_dir / "briefings"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = render_briefing(result, library_id, briefing_path(folder, library_id), run_info(inputs))
-    click.echo(f"Briefing written to {path}")
+    library_id = match_library(library_id, list(inputs.libraries["library_id"]), "LIBRARY_ID")
+    out = outputs_folder(outputs_dir, library_id)
+    with OutputsFolder(out, inputs_dir, ONE_LIBRARY, library_id) as folder:
+        result = build_forecast(inputs, scenarios)
+        write_pack(result, inputs, out, pdf_writer(library_id), folder=folder, inputs_dir=inputs_dir, figures=False)
+    click.echo(f"Briefing written to {briefing_path(out / 'briefings', library_id)}")
+
+
+def describe_value(key: str, value) -> str:
+    """A setting's value as a sentence would give it."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        if not value:
+            return "none"
+        if all(isinstance(item, dict) for item in value):
+            rows = [", ".join(str(v) for v in item.values() if v != "") for item in value]
+            return "; ".join(rows) if len(rows) <= 4 else f"{len(rows)} entries: " + "; ".join(rows[:3]) + "; ..."
+        return ", ".join(str(item) for item in value)
+    if value == "":
+        return "none"
+    if key in MONEY_SETTINGS and isinstance(value, int | float):
+        return f"£{value:,.0f}"
+    if key in SHARE_SETTINGS and isinstance(value, int | float):
+        return f"{value:+.0%}" if key.startswith("levers.") else f"{value:.0%}"
+    return str(value)
+
+
+def scenario_changes(scenario: Scenario, parent: Scenario | None) -> list[str]:
+    """What ``scenario`` sets differently from ``parent``, in words: 'lease extension (years): 5 -> 10'."""
+    if parent is None:
+        return []
+    changes = []
+    for key, value in scenario.settings.items():
+        if key in ("description", "inherits") or parent.settings.get(key) == value:
+            continue
+        words = SETTING_WORDS.get(key, key.replace(".", ": ").replace("_", " "))
+        changes.append(f"{words}: {describe_value(key, parent.settings.get(key, ''))} -> {describe_value(key, value)}")
+    return changes
 
 
 @main.command("scenarios")
 @inputs_option
 @reports_input_errors
 def list_scenarios(inputs_dir: Path) -> None:
-    """List the scenarios in scenarios.toml with what each one changes.
+    """List the scenarios in scenarios.toml with what each one changes from the one it inherits.
 
     Example:
 
+    \b
         cml scenarios --inputs inputs
     """
     _, scenarios = load_run(inputs_dir, (), None, ())
+    by_name = {scenario.name: scenario for scenario in scenarios}
     for scenario in scenarios:
         parent = scenario.settings.get("inherits")
         click.echo(f"{scenario.name}{f' (from {parent})' if parent else ''}: {scenario.description}")
+        changes = scenario_changes(scenario, by_name.get(parent))
+        if parent and not changes:
+            click.echo(f"    same settings as {parent}")
+        for change in changes:
+            click.echo(f"    {change}")
 
 
 @main.command()
@@ -211,11 +343,26 @@ def validate(inputs_dir: Path) -> None:
 
     Example:
 
+    \b
         cml validate --inputs inputs
     """
     inputs, scenarios = load_run(inputs_dir, (), None, ())
     click.echo(f"{inputs_dir}/: {len(inputs.libraries)} libraries, {len(inputs.accounts)} account rows, "
                f"{len(scenarios)} scenarios: no problems found.")
+
+
+def template_years(inputs: Inputs, library_id: str) -> list[str]:
+    """The financial years a return is asked for: those after the library's latest accounts, up
+    to the year before the current one (a year's accounts come in after it ends), at least one."""
+    from datetime import date
+
+    from cml.fy import fy_label
+
+    accounts = inputs.accounts[inputs.accounts["library_id"] == library_id]
+    latest = int(accounts["year"].max()) if len(accounts) else int(inputs.accounts["year"].max())
+    today = date.today()
+    last_ended = (today.year if today.month >= 4 else today.year - 1) - 1
+    return [fy_label(year) for year in range(latest + 1, max(latest + 1, last_ended) + 1)]
 
 
 @main.command()
@@ -231,15 +378,15 @@ def template(path: Path, library_id: str, force: bool, inputs_dir: Path) -> None
 
     Example:
 
+    \b
         cml template anstey-2025.xlsx --library anstey
     """
     inputs = load_inputs(inputs_dir)
-    if library_id not in set(inputs.libraries["library_id"]):
-        raise click.BadParameter(f"'{library_id}' is not a library_id in libraries.csv", param_hint="--library")
+    library_id = match_library(library_id, list(inputs.libraries["library_id"]))
     if path.suffix.lower() != ".xlsx":
         raise click.BadParameter(f"'{path}' should end in .xlsx", param_hint="FILE")
     if path.exists() and not force:
         raise click.BadParameter(f"'{path}' already exists (it may hold a filled-in return); use --force to replace it",
                                  param_hint="FILE")
-    write_template(path, library_id, inputs.lines)
+    write_template(path, library_id, inputs.lines, years=template_years(inputs, library_id))
     click.echo(f"Blank return for {library_id} written to {path}")

@@ -1,31 +1,27 @@
-"""Write the pack: CSV figures, the officers' workbook and the run's provenance, atomically.
+"""Write the pack: CSV figures, the officers' workbook and the run's provenance, as one pack.
 
-Everything is written into a staging folder inside the outputs folder first; only when every
-file has been written are they moved into place. A run that fails part way (bad input, a failed
-check, a rendering error) therefore leaves the previous pack exactly as it was.
+The whole pack is written into a staging folder beside the outputs folder and swapped in whole
+(:mod:`cml.pack`): a run that fails part way (bad input, a failed check, a rendering error, a
+kill) leaves the previous pack exactly as it was, and a reader never sees two runs' files mixed.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
-from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
 
 from cml import __version__
 from cml.fy import fy_end, fy_label
 from cml.inputs import Inputs
+from cml.pack import FULL, OutputsError, OutputsFolder
 from cml.projection import Forecast, comparison_years, option_comparison
 from cml.scenarios import BASELINE
+from cml.workbook import NOT_REACHED, assumption_notes, defused, write_workbook
 
 PROJECTION_COLUMNS = [
     "library_id", "name", "financial_year", "scenario", "actual_or_forecast", "council_grant",
@@ -51,10 +47,8 @@ SUMMARY_COLUMNS = [
     "months_of_cover_at_grant_end", "run_out_year", "run_out_year_supported", "horizon_closing_reserves",
     "horizon_free_reserves", "horizon_free_reserves_supported", "annual_gap", "annual_gap_years", "council_cost",
 ]
-NOT_WITHIN_HORIZON = "not within horizon"  # options.csv's word for a contingency fund that never runs dry
-MONEY_FORMAT = '£#,##0;[Red](£#,##0);"-"'
-MONTHS_FORMAT = "0.0"
-NOT_MONEY = {"months_of_cover", "months_of_cover_now", "months_of_cover_at_grant_end"}
+NOT_WITHIN_HORIZON = NOT_REACHED  # one phrase for a year that does not come by the horizon, in every table
+ASSUMPTIONS_FILE = "assumptions.toml"
 
 
 def accounts_age(latest_year: int, run_at: datetime, stale_after_months: int) -> dict:
@@ -93,8 +87,8 @@ def scenario_comparison(forecast: Forecast) -> pd.DataFrame:
     comparison years (the baseline's forecast years, the same for every scenario)."""
     keys = ["scenario", "library_id"]
     table = forecast.summary[keys + ["name", "run_out_year", "horizon_free_reserves", "council_cost"]].copy()
-    table["run_out_year"] = table["run_out_year"].fillna("beyond horizon")
-    table["run_out_year_supported"] = forecast.summary["run_out_year_supported"].fillna("beyond horizon")
+    table["run_out_year"] = table["run_out_year"].fillna(NOT_REACHED)
+    table["run_out_year_supported"] = forecast.summary["run_out_year_supported"].fillna(NOT_REACHED)
     baseline = table[table["scenario"] == BASELINE].set_index("library_id")["horizon_free_reserves"]
     table["change_from_baseline"] = table["horizon_free_reserves"] - table["library_id"].map(baseline)
     claims = forecast.claims.merge(comparison_years(forecast.projection), on=["library_id", "year"])
@@ -112,7 +106,8 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
     return {
         "options": option_comparison(forecast).fillna({"fund_exhausted_in": NOT_WITHIN_HORIZON}),
         "scenarios": scenario_comparison(forecast),
-        "summary": forecast.summary[SUMMARY_COLUMNS],
+        "summary": forecast.summary[SUMMARY_COLUMNS].fillna({"run_out_year": NOT_REACHED,
+                                                              "run_out_year_supported": NOT_REACHED}),
         "portfolio": forecast.portfolio[PORTFOLIO_COLUMNS],
         "fund": forecast.claims[FUND_COLUMNS],
         "fund_ledger": forecast.fund[FUND_LEDGER_COLUMNS],
@@ -126,73 +121,79 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
 
 
 def write_csvs(frames: dict[str, pd.DataFrame], folder: Path) -> None:
-    """One CSV per table (projection, portfolio, summary, scenarios, fund); unrounded, for further analysis."""
+    """One CSV per table, unrounded, for further analysis; text that a spreadsheet would run as a
+    formula (``=``, ``+``, ``-``, ``@`` first) gets a leading apostrophe."""
     for name, frame in frames.items():
-        frame.to_csv(folder / f"{name}.csv", index=False)
+        defused(frame).to_csv(folder / f"{name}.csv", index=False)
 
 
-def write_workbook(frames: dict[str, pd.DataFrame], path: Path, illustrative: bool) -> None:
-    """``figures.xlsx``: one sheet per table, money as £ with thousands separators, frozen headers."""
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
-        for name, frame in frames.items():
-            frame.to_excel(writer, sheet_name=name.capitalize(), index=False, startrow=1 if illustrative else 0)
-            sheet = writer.sheets[name.capitalize()]
-            header_row = 2 if illustrative else 1
-            if illustrative:
-                sheet["A1"] = "ILLUSTRATIVE DATA: these figures are made up and are not any library's accounts."
-                sheet["A1"].font = Font(bold=True, color="B00000")
-            sheet.freeze_panes = sheet.cell(row=header_row + 1, column=3)
-            for index, column in enumerate(frame.columns, start=1):
-                letter = get_column_letter(index)
-                sheet.column_dimensions[letter].width = max(12, min(40, len(column) + 2))
-                sheet.cell(row=header_row, column=index).font = Font(bold=True)
-                if pd.api.types.is_float_dtype(frame[column]):
-                    number_format = MONTHS_FORMAT if column in NOT_MONEY else MONEY_FORMAT
-                    for cell in sheet[letter][header_row:]:
-                        cell.number_format = number_format
+def workbook_notes(forecast: Forecast, inputs: Inputs, info: dict, inputs_dir: Path | None) -> list[tuple[str, str, str]]:
+    """The Notes sheet's rows for this run: provenance, scenarios, assumptions and their sources."""
+    notes = [("Run", "cml version", str(info["version"])), ("Run", "Run at (UTC)", str(info["run_at"])),
+             ("Run", "Inputs SHA-256", str(info["inputs_sha256"])),
+             ("Run", "Illustrative data", "yes: made-up accounts" if info["illustrative"] else "no"),
+             ("Run", "Latest accounts", f"{info['latest_accounts_year']} (year to {info['latest_accounts_year_end']}; "
+                                        f"{info['months_since_accounts']} months before this run"
+                                        f"{': OLD, ask for newer accounts' if info['accounts_stale'] else ''})")]
+    for row in forecast.scenarios.itertuples(index=False):
+        parent = getattr(row, "inherits", None)
+        inherits = f" (inherits {parent})" if isinstance(parent, str) and parent else ""
+        notes.append(("Scenarios", str(row.scenario), f"{row.description}{inherits}"))
+    source = None if inputs_dir is None else Path(inputs_dir) / ASSUMPTIONS_FILE
+    return notes + assumption_notes(inputs.assumptions.raw, source)
 
 
-def write_run_json(forecast: Forecast, inputs: Inputs, info: dict, path: Path) -> None:
-    """Provenance: version, time, every input's SHA-256, the assumptions, and the checks' results."""
+def write_run_json(forecast: Forecast, inputs: Inputs, info: dict, path: Path, pack: dict | None = None) -> None:
+    """Provenance: version, time, every input's SHA-256, the assumptions, the checks' results, and
+    the pack's manifest (every file this run wrote, with its SHA-256)."""
     record = {
         **info,
         "inputs": inputs.checksums,
         "assumptions": inputs.assumptions.raw,
         "checks": [asdict(check) for check in forecast.checks],
         "all_checks_passed": all(check.passed for check in forecast.checks),
+        **(pack or {}),
     }
     path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")
 
 
-@contextmanager
-def staged(out_dir: Path):
-    """Yield a staging folder; on success move its contents over ``out_dir``'s, else discard it."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
-    try:
-        yield staging
-        for entry in sorted(staging.iterdir()):
-            target = out_dir / entry.name
-            if target.is_dir() and entry.is_dir():
-                retired = Path(tempfile.mkdtemp(prefix=".retired-", dir=out_dir))
-                os.replace(target, retired / entry.name)
-                os.replace(entry, target)
-                shutil.rmtree(retired)
-            else:
-                os.replace(entry, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+@dataclass
+class Written:
+    """What :func:`write_pack` did: the run info, and the old pack's files that are gone."""
+
+    info: dict
+    dropped: list[str] = field(default_factory=list)
+
+    @property
+    def dropped_pdfs(self) -> list[str]:
+        return [name for name in self.dropped if name.endswith(".pdf")]
 
 
 def write_pack(forecast: Forecast, inputs: Inputs, out_dir: Path,
-               render: Callable[[Forecast, Path, dict], object] | None = None) -> dict:
-    """Write every output of a run into ``out_dir`` atomically; return the run info."""
+               render: Callable[[Forecast, Path, dict], object] | None = None, *,
+               folder: OutputsFolder | None = None, inputs_dir: Path | None = None,
+               figures: bool = True) -> Written:
+    """Write every output of a run into ``out_dir`` as one pack, swapped in whole.
+
+    ``folder`` is the :class:`OutputsFolder` the caller already holds (locked and checked
+    before the model ran); without one, the folder is locked here (a full pack). ``figures``
+    False writes only the PDFs and ``run.json`` (``cml brief``).
+    """
+    if folder is None:
+        with OutputsFolder(out_dir, inputs_dir, FULL) as held:
+            return write_pack(forecast, inputs, out_dir, render, folder=held, inputs_dir=inputs_dir, figures=figures)
     info = run_info(inputs)
-    with staged(Path(out_dir)) as staging:
-        frames = tables(forecast)
-        write_csvs(frames, staging)
-        write_workbook(frames, staging / "figures.xlsx", inputs.illustrative)
+    staging = folder.stage()
+    try:
+        if figures:
+            frames = tables(forecast)
+            write_csvs(frames, staging)
+            write_workbook(frames, staging / "figures.xlsx", inputs.illustrative,
+                           workbook_notes(forecast, inputs, info, inputs_dir or folder.inputs_dir))
         if render is not None:
             render(forecast, staging, info)
-        write_run_json(forecast, inputs, info, staging / "run.json")
-    return info
+        write_run_json(forecast, inputs, info, staging / "run.json", folder.pack_record(pdfs=render is not None))
+    except OSError as err:
+        raise OutputsError(f"cannot write the pack beside {out_dir}: {err.strerror or err}") from err
+    swap = folder.commit()
+    return Written(info, swap.dropped)

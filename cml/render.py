@@ -28,11 +28,16 @@ data.
 
 from __future__ import annotations
 
+import ctypes
+import io
 import logging
 import math
 import multiprocessing
 import os
 import re
+import signal
+import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -40,6 +45,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -63,6 +69,9 @@ TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = "base.css"
 PDF_VARIANT = "pdf/ua-1"
 WORKER_RECYCLE_AFTER = 200  # documents; a past WeasyPrint release leaked memory over thousands
+WATCH_PARENT_SECONDS = 0.5  # how often a worker checks that the run it works for is still alive
+ORPHANED_EXIT = 75  # a worker's exit code when the run died under it
+PDF_SCOPES = {"col": "/Column", "colgroup": "/Column", "row": "/Row", "rowgroup": "/Row", "both": "/Both"}
 FOOTER_CHECKSUM_CHARACTERS = 12  # enough to tell two runs' inputs apart; run.json keeps all 64
 PORTFOLIO_TOLERANCE_POUNDS = 0.01  # sums of the same floats in another order differ by far less
 RAG_ORDER = ("Red", "Amber", "Green")
@@ -730,11 +739,13 @@ def pack_jobs(forecast: Forecast, out_dir: Path, run_info: dict) -> Iterator[Job
 
 
 def make_pool(workers: int) -> ProcessPoolExecutor:
-    """Worker processes that each load WeasyPrint, fonts and templates once, at start-up."""
+    """Worker processes that each load WeasyPrint, fonts and templates once, at start-up, and
+    exit by themselves if this process dies (even by SIGKILL, which runs no clean-up here)."""
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("forkserver"),
         initializer=_start_worker,
+        initargs=(os.getpid(),),
         max_tasks_per_child=WORKER_RECYCLE_AFTER,
     )
 
@@ -884,9 +895,12 @@ class _PdfWriter:
         return document
 
     def write(self, html: str, path: Path) -> None:
-        """Lay out ``html`` and write it as a tagged PDF/UA-1 file."""
-        self.lay_out(html).write_pdf(path, pdf_variant=PDF_VARIANT)
+        """Lay out ``html`` and write it as a tagged PDF/UA-1 file, each table header cell
+        carrying the ``scope`` the HTML gave it (:func:`set_header_scopes`)."""
+        buffer = io.BytesIO()
+        self.lay_out(html).write_pdf(buffer, pdf_variant=PDF_VARIANT)
         self._raise_problems(path.name)
+        Path(path).write_bytes(set_header_scopes(buffer.getvalue(), header_scopes(html)))
 
     def _raise_problems(self, where: str = "document") -> None:
         """Fail the document on any error WeasyPrint logged: a PDF with a gap is worse than none."""
@@ -900,8 +914,11 @@ def _pdf_writer() -> _PdfWriter:
     return _PdfWriter()
 
 
-def _start_worker() -> None:
-    """Pool initializer: load WeasyPrint, fonts, templates and matplotlib before the first job."""
+def _start_worker(run_pid: int | None = None) -> None:
+    """Pool initializer: watch the run's process, then load WeasyPrint, fonts, templates and
+    matplotlib before the first job."""
+    if run_pid is not None:
+        watch_parent(run_pid)
     _pdf_writer()
     import cml.charts  # noqa: F401  (matplotlib takes about 0.4 s to import)
 
@@ -941,3 +958,161 @@ def job_html(job: Job) -> str:
 def render_job(job: Job) -> Path:
     """Write one job's PDF (runs in a worker, or in this process for a single briefing)."""
     return render_html(job_html(job), job.path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers that do not outlive their run
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether ``pid`` is running (a zombie, killed but not yet reaped, is not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            state = handle.read().rsplit(b")", 1)[1].split()[0]
+        return state not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def _die_with_parent() -> None:
+    """Linux: ask the kernel to kill this process when its parent (the forkserver) exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def watch_parent(run_pid: int) -> threading.Thread:
+    """Exit this worker soon after the run's process ``run_pid`` dies, however it dies.
+
+    A SIGKILLed run runs no clean-up, and a pool worker waiting for its next job would wait for
+    ever. Two guards: the kernel's parent-death signal (the worker's parent is the forkserver,
+    which exits when the run does), and a thread that checks every
+    :data:`WATCH_PARENT_SECONDS` that the run is alive and the parent unchanged.
+    """
+    _die_with_parent()
+    first_parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(WATCH_PARENT_SECONDS)
+            if os.getppid() != first_parent or not _process_alive(run_pid):
+                os._exit(ORPHANED_EXIT)
+
+    thread = threading.Thread(target=watch, name="cml-watch-run", daemon=True)
+    thread.start()
+    return thread
+
+
+# ---------------------------------------------------------------------------------------------
+# Table header scope in the PDF's structure tree (WeasyPrint issue #2508)
+
+
+class _HeaderScopes(HTMLParser):
+    """The PDF scope of every ``<th>`` in document order: the HTML's own ``scope``; without one,
+    a header in ``<thead>`` heads a column and any other heads a row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scopes: list[str] = []
+        self._in_head = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "thead":
+            self._in_head += 1
+        elif tag == "th":
+            scope = (dict(attrs).get("scope") or "").lower()
+            self.scopes.append(PDF_SCOPES.get(scope, "/Column" if self._in_head else "/Row"))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "thead" and self._in_head:
+            self._in_head -= 1
+
+
+def header_scopes(html: str) -> list[str]:
+    """``/Column`` or ``/Row`` for each ``<th>`` of ``html``, in order.
+
+    >>> header_scopes('<table><thead><tr><th scope="col">Year</th><th>£</th></tr></thead>'
+    ...               '<tr><th scope="row">2024/25</th><td>1</td></tr></table>')
+    ['/Column', '/Column', '/Row']
+    """
+    parser = _HeaderScopes()
+    parser.feed(html)
+    parser.close()
+    return parser.scopes
+
+
+def _structure_kids(node) -> list:
+    import pikepdf
+
+    kids = node.get("/K")
+    if kids is None:
+        return []
+    return [kid for kid in (list(kids) if isinstance(kids, pikepdf.Array) else [kids])
+            if isinstance(kid, pikepdf.Dictionary)]
+
+
+def table_headers(pdf) -> list:
+    """Every ``/TH`` structure element of an open pikepdf document, in document order."""
+    root = pdf.Root.get("/StructTreeRoot")
+    found, stack = [], list(reversed(_structure_kids(root))) if root is not None else []
+    while stack:
+        node = stack.pop()
+        if node.get("/S") == "/TH":
+            found.append(node)
+        stack.extend(reversed(_structure_kids(node)))
+    return found
+
+
+def _scope_from_position(header) -> str:
+    """A header's scope from where it sits: a row of ``/THead`` heads columns, others rows."""
+    row = header.get("/P")
+    group = row.get("/P") if row is not None else None
+    return "/Column" if group is not None and group.get("/S") == "/THead" else "/Row"
+
+
+def set_header_scopes(pdf_bytes: bytes, scopes: list[str]) -> bytes:
+    """The PDF with ``/A << /O /Table /Scope ... >>`` on every ``/TH`` structure element.
+
+    WeasyPrint 70 tags header cells but drops the HTML ``scope``, so a screen reader cannot
+    tell which column a figure is in. ``scopes`` (from :func:`header_scopes`) are applied in
+    document order when the PDF has as many header cells as the HTML; otherwise each cell's
+    scope comes from its position (:func:`_scope_from_position`).
+    """
+    import pikepdf
+
+    with pikepdf.open(io.BytesIO(pdf_bytes)) as pdf:
+        headers = table_headers(pdf)
+        chosen = scopes if len(scopes) == len(headers) else [_scope_from_position(h) for h in headers]
+        for header, scope in zip(headers, chosen):
+            attributes = header.get("/A")
+            table = None
+            if isinstance(attributes, pikepdf.Dictionary):
+                candidates = [attributes]
+            elif isinstance(attributes, pikepdf.Array):
+                candidates = [a for a in attributes if isinstance(a, pikepdf.Dictionary)]
+            else:
+                candidates = []
+            table = next((a for a in candidates if a.get("/O") == "/Table"), None)
+            if table is None:
+                table = pikepdf.Dictionary(O=pikepdf.Name.Table)
+                if attributes is None:
+                    header.A = table
+                elif isinstance(attributes, pikepdf.Array):
+                    attributes.append(table)
+                else:
+                    header.A = pikepdf.Array([attributes, table])
+            table.Scope = pikepdf.Name(scope)
+        out = io.BytesIO()
+        pdf.save(out)
+    return out.getvalue()
+

@@ -71,8 +71,31 @@ def _sheet_as_text(sheet, name: str) -> pd.DataFrame:
     return pd.DataFrame.from_dict(body, orient="index", columns=header, dtype=str)
 
 
-def write_template(path: Path, library_id: str, lines: pd.DataFrame) -> None:
-    """A blank return for one library, with the allowed lines listed on a ``Lines`` sheet."""
+INSTRUCTIONS = [
+    "How to fill in this annual return",
+    "",
+    ("1. Accounts: one row per financial year and line. The years and lines are filled in; type each amount "
+    "in pounds (never negative; 0 where a line had nothing). Pick a line from the drop-down list; the Lines "
+    "sheet says which lines are income and which are expenditure."),
+    ("2. Reserves: at each year's end, unrestricted funds, designated funds, fixed assets and restricted funds, "
+    "in pounds."),
+    ("3. Projection (optional): the trustees' own projection of income, expenditure and closing reserves for "
+    "future years (e.g. 2025/26)."),
+    "4. Do not rename the sheets or the header rows. Financial years are written like 2024/25.",
+    ("5. Save the workbook as .xlsx and put it in inputs/returns/; `cml validate` checks it with the same rules "
+    "as the CSVs and names any cell that is wrong."),
+]
+TEMPLATE_ROWS = 500  # rows the drop-down lists and checks cover on each sheet
+
+
+def write_template(path: Path, library_id: str, lines: pd.DataFrame, years: list[str] | None = None) -> None:
+    """A blank return for one library: an Instructions sheet; Accounts with every line of each
+    year in ``years`` filled in (amounts left blank) and drop-down lists for the year and the
+    line; Reserves with the years filled in; the allowed lines listed on a ``Lines`` sheet."""
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.worksheet.datavalidation import DataValidation
+
+    years = list(years or [])
     book = Workbook()
     info = book.active
     info.title = LIBRARY_SHEET
@@ -80,12 +103,56 @@ def write_template(path: Path, library_id: str, lines: pd.DataFrame) -> None:
     guidance = ("One row per financial year (e.g. 2024/25) and line; amounts in pounds, never negative. "
                 "The Lines sheet lists every line and whether it is income or expenditure.")
     info.append(["How to fill in", guidance])
+    info.column_dimensions["A"].width = 16
+    info.column_dimensions["B"].width = 100
     for name, columns in SHEET_COLUMNS.items():
         sheet = book.create_sheet(name)
         sheet.append(list(columns))
         sheet.freeze_panes = "A2"
+        for cell in sheet[1]:
+            cell.font = Font(bold=True)
+        for index in range(len(columns)):
+            sheet.column_dimensions[chr(ord("A") + index)].width = 18
+    accounts, reserves = book["Accounts"], book["Reserves"]
+    accounts.column_dimensions["B"].width = 30
+    for year in years:
+        for line in lines["line"]:
+            accounts.append([year, line, None])
+        reserves.append([year])
     reference = book.create_sheet("Lines")
     reference.append(["line", "side", "label"])
     for row in lines[["line", "side", "label"]].itertuples(index=False):
         reference.append(list(row))
+    reference.column_dimensions["A"].width = 30
+    reference.column_dimensions["C"].width = 50
+    rows = max(TEMPLATE_ROWS, accounts.max_row + 100)
+    line_list = DataValidation(type="list", formula1=f"=Lines!$A$2:$A${len(lines) + 1}", allow_blank=True,
+                               showErrorMessage=True, errorTitle="Not a line",
+                               error="Pick a line from the list (the Lines sheet lists them all).")
+    line_list.add(f"B2:B{rows}")
+    accounts.add_data_validation(line_list)
+    amounts = DataValidation(type="decimal", operator="greaterThanOrEqual", formula1="0", allow_blank=True,
+                             showErrorMessage=True, errorTitle="Not an amount",
+                             error="An amount in pounds, never negative (0 where a line had nothing).")
+    amounts.add(f"C2:C{rows}")
+    accounts.add_data_validation(amounts)
+    if years:
+        year_list = DataValidation(type="list", formula1='"' + ",".join(years) + '"', allow_blank=True,
+                                   showErrorMessage=True, errorStyle="warning", errorTitle="Another year?",
+                                   error="The return asks for " + ", ".join(years) + ". Keep this year anyway?")
+        year_list.add(f"A2:A{rows}")
+        accounts.add_data_validation(year_list)
+        reserve_years = DataValidation(type="list", formula1='"' + ",".join(years) + '"', allow_blank=True,
+                                       showErrorMessage=True, errorStyle="warning", errorTitle="Another year?",
+                                       error="The return asks for " + ", ".join(years) + ". Keep this year anyway?")
+        reserve_years.add(f"A2:A{rows}")
+        reserves.add_data_validation(reserve_years)
+    instructions = book.create_sheet("Instructions", 0)
+    for text in INSTRUCTIONS:
+        instructions.append([text])
+    instructions["A1"].font = Font(bold=True, size=14)
+    instructions.column_dimensions["A"].width = 110
+    for row in instructions.iter_rows(min_row=2):
+        row[0].alignment = Alignment(wrap_text=True, vertical="top")
+    book.active = 0
     book.save(path)

@@ -40,7 +40,7 @@ def test_workbook_has_money_formatted_and_headers_frozen(pack: Path) -> None:
     sheet = book["Projection"]
     assert sheet.freeze_panes == "C3"
     header = [c.value for c in sheet[2]]
-    grant = sheet.cell(row=3, column=header.index("council_grant") + 1)
+    grant = sheet.cell(row=3, column=header.index("Council grant (£)") + 1)
     assert "£#,##0" in grant.number_format
     assert "ILLUSTRATIVE" in sheet["A1"].value
 
@@ -79,7 +79,7 @@ def test_template_writes_a_return_the_loader_accepts(tmp_path: Path) -> None:
     path = tmp_path / "anstey.xlsx"
     result = CliRunner().invoke(main, ["template", str(path), "--library", "anstey", "--inputs", str(SHIPPED)])
     assert result.exit_code == 0, result.output
-    assert load_workbook(path).sheetnames[:4] == ["Library", "Accounts", "Reserves", "Projection"]
+    assert load_workbook(path).sheetnames[:5] == ["Instructions", "Library", "Accounts", "Reserves", "Projection"]
 
 
 def test_template_for_an_unknown_library_is_refused(tmp_path: Path) -> None:
@@ -97,8 +97,8 @@ def test_an_unwritable_outputs_folder_is_an_error_not_a_traceback(tmp_path: Path
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(blocker / "out"), "--no-pdf"])
-    assert result.exit_code == 1
-    assert "Cannot read or write" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 4
+    assert "cannot write beside" in result.output and "Traceback" not in result.output
 
 
 def test_a_trustee_what_if_for_one_library(tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ def test_a_trustee_what_if_for_one_library(tmp_path: Path) -> None:
 def test_an_unknown_setting_in_set_is_located(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(tmp_path), "--no-pdf",
                                        "--set", "levers.cost_chnage=-0.1"])
-    assert result.exit_code == 1 and "--set: levers.cost_chnage: unknown setting" in result.output
+    assert result.exit_code == 2 and "--set: levers.cost_chnage: unknown setting" in result.output
 
 
 def test_a_scenario_shock_in_an_actual_year_is_refused(tmp_path: Path) -> None:
@@ -139,7 +139,7 @@ def test_a_scenario_shock_in_an_actual_year_is_refused(tmp_path: Path) -> None:
 def test_a_one_off_year_given_as_a_number_is_explained(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["forecast", "--inputs", str(SHIPPED), "--outputs", str(tmp_path), "--no-pdf",
                                        "--set", "levers.one_off_cost=100", "--set", "levers.one_off_year=2026"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "--set: levers.one_off_year: 2026 is not a financial year written like \"2025/26\"" in result.output
 
 
