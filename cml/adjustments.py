@@ -98,18 +98,22 @@ def apply_closure(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -
 
 def apply_income_cuts(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Council decisions that cut a library's income (seed 000 para 15: a children's centre in the
-    building closing): the amount is taken from its self-generated income that year, and what was
-    actually lost becomes an ``income_cut`` need the contingency fund may meet.
+    building closing): the amount is taken from the named line that year (never below nil), and
+    what was actually lost becomes an ``income_cut`` need the contingency fund may meet.
 
     Returns the lines and the needs (``library_id, year, kind, amount``).
     """
-    cuts = _dated_rows(scenario["shocks.council_income_cuts"], "", "amount", grid)
-    cuts = cuts.groupby(["library_id", "year"])["amount"].sum()
-    if cuts.empty:
+    rows = scenario["shocks.council_income_cuts"]
+    if not rows:
         return lines, pd.DataFrame(columns=["library_id", "year", "kind", "amount"])
-    keys = pd.MultiIndex.from_frame(lines[["library_id", "year"]])
-    hit = forecast_rows(lines, grid) & (lines["group"] == SELF_GENERATED) & pd.Series(keys.isin(cuts.index), index=lines.index)
-    lines, taken = take_from_self_generated(lines, hit, cuts)
+    cuts = pd.DataFrame([{"library_id": r["library_id"], "year": parse_fy(r["financial_year"]), "line": r["line"],
+                          "amount": float(r["amount"])} for r in rows]).groupby(["library_id", "year", "line"])["amount"].sum()
+    keys = pd.MultiIndex.from_frame(lines[["library_id", "year", "line"]])
+    hit = forecast_rows(lines, grid) & pd.Series(keys.isin(cuts.index), index=lines.index)
+    lines = lines.copy()
+    wanted = pd.Series(cuts.reindex(keys[hit.to_numpy()]).to_numpy(), index=lines.index[hit])
+    taken = wanted.clip(upper=lines.loc[hit, "amount"])
+    lines.loc[hit, "amount"] -= taken
     lost = taken.groupby([lines.loc[hit, "library_id"], lines.loc[hit, "year"]]).sum()
     needs = lost.rename("amount").reset_index().assign(kind="income_cut")
     return lines, needs[["library_id", "year", "kind", "amount"]]
@@ -194,19 +198,23 @@ def security_factor(path: pd.DataFrame, base_years: pd.DataFrame, lost_share: fl
 
     Funders hold back ``lost_share`` of other grants while a lease is short of their security.
     The base was earned in ``base_years`` (``library_id, year``), some of them already short,
-    so only the change counts: (1 - share x short now) / (1 - share x share of base years short).
-    A library whose base years were all short and whose lease becomes secure gains the grants back.
+    so only the change counts: (1 - share x short now) / (1 - share x share of base years short),
+    never above 1. Prudence: grants are not forecast above what the library actually earned in
+    its base years because a lease becomes secure (the accounts do not show funders paying more).
 
     >>> path = pd.DataFrame({"library_id": ["a", "a", "a"], "year": [1, 2, 3],
     ...                      "short_of_security": [True, True, False]})
     >>> security_factor(path, pd.DataFrame({"library_id": ["a"], "year": [1]}), 0.5).tolist()
-    [1.0, 1.0, 2.0]
+    [1.0, 1.0, 1.0]
+    >>> security_factor(path, pd.DataFrame({"library_id": ["a"], "year": [3]}), 0.5).tolist()
+    [0.5, 0.5, 1.0]
     """
     short = path.set_index(["library_id", "year"])["short_of_security"].astype(float)
     in_base = short.reindex(pd.MultiIndex.from_frame(base_years[["library_id", "year"]])).groupby(level=0).mean()
     base_kept = 1.0 - lost_share * path["library_id"].map(in_base).fillna(0.0)
     now_kept = 1.0 - lost_share * path["short_of_security"].astype(float)
-    return pd.Series((now_kept / base_kept.where(base_kept > 0)).fillna(1.0).to_numpy(), index=path.index)
+    factor = (now_kept / base_kept.where(base_kept > 0)).fillna(1.0).clip(upper=1.0)
+    return pd.Series(factor.to_numpy(), index=path.index)
 
 
 def apply_leases(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, path: pd.DataFrame

@@ -107,7 +107,11 @@ def run_backtest(inputs: Inputs, baseline: Scenario, red_below_months: float | N
     rows["error"] = rows["forecast"] - rows["actual"]
     rows["forecast_red"] = rows["forecast_red"].astype("boolean")
     rows = rows[BACKTEST_COLUMNS].sort_values(["method", "cutoff", "target_year", "library_id"], ignore_index=True)
-    return Backtest(rows, score(rows), red_flags(rows))
+    flags = red_flags(rows)
+    words = {True: "yes", False: "no"}  # plain text for CSV and Excel; blank where a naive forecast has no rating
+    rows["forecast_red"] = rows["forecast_red"].map(words).astype(object).where(rows["forecast_red"].notna(), "")
+    rows["actual_red"] = rows["actual_red"].map(words)
+    return Backtest(rows, score(rows), flags)
 
 
 def score(rows: pd.DataFrame) -> pd.DataFrame:

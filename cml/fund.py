@@ -99,6 +99,7 @@ def roll_forward(totals: pd.DataFrame, needs: pd.DataFrame, recorded: pd.Series,
     drawn = pd.Series(0.0, index=free_at_cut.index)
     own = free_at_cut.copy()  # own free reserves at the end of the last year rolled
     topped = pd.Series(0.0, index=free_at_cut.index)  # discretionary top-ups paid to date
+    floor_unmet = pd.Series(0.0, index=free_at_cut.index)  # last year's top-up need left unpaid
     balance = float(scenario["fund.opening_balance"])
     claims_out, ledger, interest_out = [], [], []
     totals_by_year = {year: rows.set_index("library_id") for year, rows in totals.groupby("year")}
@@ -117,8 +118,11 @@ def roll_forward(totals: pd.DataFrame, needs: pd.DataFrame, recorded: pd.Series,
         paid_before = float(recorded.get(year, 0.0))
         opening, balance = balance, balance + top_ups.get(year, 0.0) - paid_before
         in_year = needs_by_year.get(year, no_needs)
-        claims, balance = _meet_claims(ahead, in_year[in_year["library_id"].isin(ahead.index)], own_before, topped,
-                                       drawn, balance, scenario)
+        open_now = ahead.index[(own.reindex(ahead.index) + topped.reindex(ahead.index, fill_value=0.0)) >= 0]
+        claims, balance = _meet_claims(ahead.loc[open_now], in_year[in_year["library_id"].isin(open_now)],
+                                       own_before.loc[open_now], topped, drawn, floor_unmet, balance, scenario)
+        floor = claims[claims["kind"] == DISCRETIONARY].set_index("library_id")
+        floor_unmet = (floor["unmet_over_caps"] + floor["unmet_fund_empty"]).reindex(floor_unmet.index, fill_value=0.0)
         claims["year"] = year
         capped = claims[claims["kind"] != "programme"]
         drawn = drawn.add(capped.groupby("library_id")["paid"].sum(), fill_value=0.0)
@@ -139,11 +143,15 @@ def roll_forward(totals: pd.DataFrame, needs: pd.DataFrame, recorded: pd.Series,
 
 
 def _meet_claims(rows: pd.DataFrame, needs: pd.DataFrame, own_before: pd.Series, topped: pd.Series,
-                 drawn: pd.Series, balance: float, scenario: Scenario) -> tuple[pd.DataFrame, float]:
+                 drawn: pd.Series, floor_unmet: pd.Series, balance: float, scenario: Scenario
+                 ) -> tuple[pd.DataFrame, float]:
     """This year's claims in order of kind and need: capped, then paid while the fund lasts.
 
-    The reserves-floor claim is worked out after the emergencies are paid, on the supported
-    position (own free reserves plus top-ups to date), so a library is topped up only to the floor.
+    ``rows`` are the libraries still open (free reserves, after top-ups, not below nil at the
+    start of the year): a library that has run out has closed and claims nothing more. The
+    reserves-floor claim is worked out after the emergencies are paid, on the supported position
+    (own free reserves plus top-ups to date), so a library is topped up only to the floor; what
+    was left unpaid last year is not claimed again, so need is never counted twice.
     """
     cap_claim, cap_library = scenario["fund.cap_per_claim"], scenario["fund.cap_per_library"]
     monthly = (rows["recurring_spending"] / 12.0).where(rows["recurring_spending"] > 0)
@@ -155,7 +163,7 @@ def _meet_claims(rows: pd.DataFrame, needs: pd.DataFrame, own_before: pd.Series,
     if scenario["fund.pays_reserves_floor"]:
         paid_now = claims.groupby("library_id")["paid"].sum().reindex(rows.index, fill_value=0.0)
         floor = scenario["fund.reserves_floor_months"] * monthly.fillna(0.0)
-        shortfall = (floor - supported - paid_now).clip(lower=0.0)
+        shortfall = (floor - supported - paid_now - floor_unmet.reindex(rows.index, fill_value=0.0)).clip(lower=0.0)
         drawn_now = drawn.add(claims[claims["kind"] != "programme"].groupby("library_id")["paid"].sum(), fill_value=0.0)
         top_up, balance = _pay({DISCRETIONARY: shortfall[shortfall > 0]}, months, drawn_now, cap_claim, cap_library,
                                balance)

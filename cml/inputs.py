@@ -182,6 +182,7 @@ class Assumptions:
     amber_below_months: float
     not_green_within_years: int
     interim_provision_per_year: float
+    interim_provision_years: int
     real_terms_inflation: float
     stale_after_months: int
     tolerance_pounds: float
@@ -416,7 +417,7 @@ KNOWN_SETTINGS = {
     "growth": {"costs", "income", "interest_on_balances"},
     "grant": {"payment"},
     "rag": {"red_below_months", "amber_below_months", "not_green_if_runs_out_within_years"},
-    "council": {"interim_provision_per_year"},
+    "council": {"interim_provision_per_year", "interim_provision_years"},
     "reporting": {"real_terms_inflation", "stale_after_months"},
     "checks": {"tolerance_pounds"},
 }
@@ -468,6 +469,8 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
                                            minimum=0, maximum=30),
         "interim_provision_per_year": _setting(raw, "council.interim_provision_per_year", float, label, problems,
                                                minimum=0, maximum=10_000_000),
+        "interim_provision_years": _setting(raw, "council.interim_provision_years", int, label, problems,
+                                            minimum=0, maximum=30),
         "real_terms_inflation": _setting(raw, "reporting.real_terms_inflation", float, label, problems,
                                          minimum=-0.5, maximum=1.0),
         "stale_after_months": _setting(raw, "reporting.stale_after_months", int, label, problems, minimum=1, maximum=120),

@@ -301,12 +301,13 @@ def yearly_totals(lines: pd.DataFrame, grid: pd.DataFrame, one_off_costs: set[st
 
 def reserves_at_cut(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
     """Each library's funds at the end of its last actual year (indexed by library): free reserves
-    (CC19: unrestricted less designated funds and fixed assets) and the cash beyond them
-    (designated and restricted funds), on which interest is also earned."""
+    (CC19: unrestricted less designated funds and fixed assets) and the unrestricted cash beyond
+    them (designated funds), on which interest is also earned. Interest on restricted funds
+    belongs to those funds (Charities SORP), so they earn none for free reserves here."""
     reserves = inputs.reserves[inputs.reserves["year"] == inputs.reserves["library_id"].map(last_actual)]
     return pd.DataFrame({
         "free": (reserves["unrestricted"] - reserves["designated"] - reserves["fixed_assets"]).to_numpy(),
-        "cash_less_free": (reserves["designated"] + reserves["restricted"]).to_numpy(),
+        "cash_less_free": reserves["designated"].to_numpy(),
     }, index=reserves["library_id"].to_numpy())
 
 
@@ -347,6 +348,16 @@ def next_run_out(frame: pd.DataFrame, column: str) -> pd.Series:
     return later.groupby(ordered["library_id"]).bfill().reindex(frame.index)
 
 
+def forecast_or_latest(frame: pd.DataFrame) -> pd.Series:
+    """True for forecast years and each library's latest actual year (all rows when the frame
+    does not say which are actual)."""
+    if "actual_or_forecast" not in frame:
+        return pd.Series(True, index=frame.index)
+    actual = frame["actual_or_forecast"] == "actual"
+    latest = frame["year"] == frame["year"].where(actual).groupby(frame["library_id"]).transform("max")
+    return ~actual | latest
+
+
 def rag_status(free: pd.Series, cover: pd.Series, amber_line: pd.Series, runs_out_within: pd.Series,
                red_below: float) -> np.ndarray:
     """Red: free reserves gone or under ``red_below`` months. Amber: under the library's amber line
@@ -367,7 +378,10 @@ def cover_and_rag(frame: pd.DataFrame, libraries: pd.DataFrame, inputs: Inputs) 
     own position (before discretionary top-ups; ``rag_supported`` beside it).
 
     Cover and the target use recurring spending, so a one-off cost does not move them. A library
-    whose free reserves run out within ``rag.not_green_if_runs_out_within_years`` is not Green.
+    whose free reserves run out within ``rag.not_green_if_runs_out_within_years`` is not Green: in
+    forecast years and the latest actual year ("now"), not in earlier actual years, which are
+    rated on what they held (hindsight would rewrite them). Near the horizon the look-ahead can
+    see only to the horizon.
     """
     rules = inputs.assumptions
     monthly = frame["recurring_spending"] / 12.0
@@ -375,9 +389,10 @@ def cover_and_rag(frame: pd.DataFrame, libraries: pd.DataFrame, inputs: Inputs) 
     frame["reserves_target"] = target_months * monthly
     frame["months_of_cover"] = (frame["free_reserves"] / monthly.where(monthly > 0)).round(10)
     amber_line = np.maximum(rules.amber_below_months, target_months)
+    looks_ahead = forecast_or_latest(frame)
     for suffix, column in (("", "free_reserves"), ("_supported", "free_reserves_supported")):
         cover = frame[column] / monthly.where(monthly > 0)
-        within = (next_run_out(frame, column) - frame["year"]) <= rules.not_green_within_years
+        within = looks_ahead & ((next_run_out(frame, column) - frame["year"]) <= rules.not_green_within_years)
         frame[f"rag{suffix}"] = rag_status(frame[column], cover, amber_line, within, rules.red_below_months)
     return frame
 
@@ -613,11 +628,33 @@ def council_costs(lines: pd.DataFrame, claims: pd.DataFrame, fund: pd.DataFrame,
     return council.groupby(columns[:3], as_index=False)["amount"].sum()
 
 
-def interim_provision(projection: pd.DataFrame, per_year: float) -> pd.DataFrame:
-    """The council's cost of interim library provision (seed 000 para 4) in each forecast year a
-    library has no free reserves left, after any fund top-ups."""
-    failed = projection[(projection["actual_or_forecast"] == "forecast") & (projection["free_reserves_supported"] < 0)]
-    return failed[["library_id", "year"]].assign(component="interim_provision", amount=float(per_year))
+def failed_years(projection: pd.DataFrame) -> pd.DataFrame:
+    """Forecast library-years from the year a library's free reserves (after any fund top-ups)
+    first fall below nil: ``library_id, year, years_since`` (0 in the run-out year)."""
+    ahead = projection[projection["actual_or_forecast"] == "forecast"]
+    first = ahead[ahead["free_reserves_supported"] < 0].groupby("library_id")["year"].min()
+    failed = ahead[ahead["year"] >= ahead["library_id"].map(first)][["library_id", "year"]]
+    return failed.assign(years_since=failed["year"] - failed["library_id"].map(first))
+
+
+def interim_provision(projection: pd.DataFrame, per_year: float, years: int, cost_growth: float) -> pd.DataFrame:
+    """The council's cost of interim library provision (seed 000 para 4: "until a permanent
+    solution has been agreed") for ``years`` years from the year a library runs out, at
+    ``per_year`` in the first forecast year's prices, grown with costs."""
+    failed = failed_years(projection)
+    failed = failed[failed["years_since"] < years]
+    first = projection.loc[projection["actual_or_forecast"] == "forecast", "year"].min()
+    amount = float(per_year) * (1.0 + cost_growth) ** (failed["year"] - first)
+    return failed[["library_id", "year"]].assign(component="interim_provision", amount=amount.to_numpy())
+
+
+def without_failed_libraries(council: pd.DataFrame, projection: pd.DataFrame) -> pd.DataFrame:
+    """The council's costs less what it would no longer pay once a library has closed: after the
+    year it runs out, only interim provision is counted (no grant, fees, fabric or running costs)."""
+    failed = failed_years(projection)
+    after = failed[failed["years_since"] > 0].set_index(["library_id", "year"]).index
+    keys = pd.MultiIndex.from_frame(council[["library_id", "year"]])
+    return council[~keys.isin(after) | (council["component"] == "interim_provision").to_numpy()]
 
 
 def fund_needs(lines: pd.DataFrame, grid: pd.DataFrame, income_cuts: pd.DataFrame) -> pd.DataFrame:
@@ -645,7 +682,8 @@ def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
     lines = ratio_lines(lines, base.ratios, grid)
     lines = add_shocks(lines, grid, scenario)
     leases = lease_path(libraries, inputs.lease_extensions, grid, scenario)
-    leases["other_grants_factor"] = security_factor(leases, base.grant_years, scenario["funders.other_grants_lost_share"])
+    leases["other_grants_factor"] = security_factor(leases, base.grant_years, scenario["funders.other_grants_lost_share"]
+                                                    ).where(leases["year"] > leases["library_id"].map(last_actual))
     lines, lease_fees = apply_leases(lines, grid, scenario, leases)
     running_costs = set(inputs.lines.loc[inputs.lines["running_cost"] == "yes", "line"])
     lines, taken_back = transfer_to_council(lines, grid, scenario, libraries, running_costs)
@@ -669,8 +707,10 @@ def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
 
     totals = yearly_totals(lines, grid, one_off_costs)
     projection = cover_and_rag(reserves_path(totals, inputs, last_actual), libraries, inputs)
-    interim = interim_provision(projection, inputs.assumptions.interim_provision_per_year)
-    council = council_costs(lines, claims, rolled.ledger, [lease_fees, taken_back, interim], grid)
+    a = inputs.assumptions
+    interim = interim_provision(projection, a.interim_provision_per_year, a.interim_provision_years, a.cost_growth)
+    council = without_failed_libraries(council_costs(lines, claims, rolled.ledger, [lease_fees, taken_back, interim], grid),
+                                       projection)
     return ScenarioRun(projection, lines, council, claims, rolled.ledger, leases, libraries, schedule, base)
 
 

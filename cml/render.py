@@ -337,13 +337,15 @@ def _factor(path: pd.DataFrame) -> float | None:
 def _trustee_rows(trustees: pd.DataFrame, projection: pd.DataFrame) -> list[dict]:
     """The trustees' own projection beside ours for the same years; gap = ours less theirs.
 
-    Like against like: trustees plan without the contingency fund, so our income and our reserves
-    both leave out every forecast payment from the fund (emergencies included; discretionary
-    top-ups are never in the own position), and our spending includes one-off costs, as theirs does.
+    Like against like: trustees plan without the contingency fund, so in forecast years our income
+    and our reserves both leave out every payment from the fund (emergencies included;
+    discretionary top-ups are never in the own position; the interest those payments would earn
+    stays in, a few pounds), and our spending includes one-off costs, as theirs does. Actual years
+    are the accounts as they are.
     """
-    ours = projection.assign(income=projection["income"] - projection["fund_support"],
-                             closing_reserves=projection["closing_reserves"] - projection["fund_support"].where(
-                                 projection["actual_or_forecast"] == "forecast", 0.0).cumsum())[
+    forecast_support = projection["fund_support"].where(projection["actual_or_forecast"] == "forecast", 0.0)
+    ours = projection.assign(income=projection["income"] - forecast_support,
+                             closing_reserves=projection["closing_reserves"] - forecast_support.cumsum())[
         ["year", "income", "expenditure", "closing_reserves", "actual_or_forecast"]]
     joined = trustees.merge(ours, on="year", suffixes=("", "_ours")).sort_values("year")
     rows = []
@@ -611,6 +613,7 @@ def _fund_rules(forecast: Forecast) -> dict:
             "pays_building_failures": settings["fund.pays_building_failures"],
             "pays_reserves_floor": settings["fund.pays_reserves_floor"],
             "interim_provision": forecast.assumptions.interim_provision_per_year,
+            "interim_years": forecast.assumptions.interim_provision_years,
             "real_terms_inflation": forecast.assumptions.real_terms_inflation}
 
 

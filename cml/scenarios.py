@@ -59,7 +59,7 @@ SETTINGS: dict[str, Setting] = {
     "shocks.recovery": Setting("fractions"),
     "shocks.business_grants": Setting("table", fields=("library_id", "financial_year", "amount")),
     "shocks.building_failures": Setting("table", fields=("library_id", "financial_year", "cost")),
-    "shocks.council_income_cuts": Setting("table", fields=("library_id", "financial_year", "amount")),
+    "shocks.council_income_cuts": Setting("table", fields=("library_id", "financial_year", "line", "amount")),
     "levers.libraries": Setting("names"),
     "levers.reserves_target_months": Setting("float", 0, 120),
     "levers.use_reserves_target": Setting("bool"),
@@ -295,6 +295,11 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
                 else:
                     continue
                 problems.append(Problem(label, None, where + key, reason))
+        self_generated = set(inputs.lines.loc[inputs.lines["group"] == "self_generated", "line"])
+        problems += [Problem(label, None, where + "shocks.council_income_cuts",
+                             f"entry {index}: line {row['line']!r} is not a self-generated income line of lines.csv")
+                     for index, row in enumerate(scenario["shocks.council_income_cuts"], start=1)
+                     if row["line"] not in self_generated]
         if scenario["levers.one_off_cost"] > 0 and scenario["levers.one_off_year"]:
             year = scenario["levers.one_off_year"]
             chosen = [lib for lib in scenario["levers.libraries"] or sorted(known) if lib in known]

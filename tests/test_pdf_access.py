@@ -21,7 +21,8 @@ from cml.render import (
 
 pytestmark = pytest.mark.filterwarnings("ignore:HarfBuzz-Subset will be required:DeprecationWarning")
 
-RUN_INFO = {"version": "9.9.9", "run_at": "2025-11-24T07:00:00+00:00",
+RUN_INFO = {"version": "9.9.9", "run_at": "2025-11-24T07:00:00+00:00", "latest_accounts_year": "2023/24",
+            "latest_accounts_year_end": "2024-03-31", "months_since_accounts": 19, "accounts_stale": True,
             "inputs_sha256": "3f2a9c1b7d4e" + "0" * 52, "illustrative": True}
 
 

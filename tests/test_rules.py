@@ -79,11 +79,12 @@ def test_option_1_is_one_deed_with_one_set_of_fees(baseline):
 
 def test_funders_rule_counts_only_the_change_in_security():
     """Share lost 50%. Base year 2023 short -> its grants already show the loss: a short forecast year
-    keeps 1.0 x base, a secure one gets 1 / 0.5 = 2.0 x. Base secure: a short year gets 0.5 x."""
+    keeps 1.0 x base, and a secure one is not forecast above the base (prudence: 1.0, not 1 / 0.5).
+    Base secure: a short year gets 0.5 x."""
     path = pd.DataFrame({"library_id": ["a"] * 3 + ["b"] * 3, "year": [2023, 2024, 2025] * 2,
                          "short_of_security": [True, True, False, False, True, False]})
     base = pd.DataFrame({"library_id": ["a", "b"], "year": [2023, 2023]})
-    assert security_factor(path, base, 0.5).tolist() == [1.0, 1.0, 2.0, 1.0, 0.5, 1.0]
+    assert security_factor(path, base, 0.5).tolist() == [1.0, 1.0, 1.0, 1.0, 0.5, 1.0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,12 +124,10 @@ def test_first_forecast_year_is_the_last_actual_grown_once(scenario_forecast, in
 def test_lumpy_lines_average_three_normal_years_in_todays_prices(scenario_forecast, inputs):
     """Anstey's other grants: the mean of 2019/20, 2022/23 and 2023/24 (2020/21-2021/22 are abnormal),
     each grown at 1% to 2023/24 prices, then 1% to 2024/25: (478.85 x 1.01^4 + 0 + 1,212.72) / 3 x 1.01
-    = 576.04. Its lease was short of 10 years in one of those three (7.5 left at 31 March 2023), so the
-    base already lost a sixth (half of a third); secure in 2024/25 (10.5 left), it gains that back:
-    576.04 / (1 - 0.5 / 3) = 691.25."""
+    = 576.04. Its lease is secure in 2024/25 (10.5 years left): no cut, and no gain over the base."""
     accounts = inputs.accounts[(inputs.accounts["library_id"] == "anstey") & (inputs.accounts["line"] == "other_grants")]
     amounts = accounts.set_index("year")["amount"].reindex([2019, 2022, 2023], fill_value=0.0)
-    expected = sum(a * 1.01 ** (2023 - y) for y, a in amounts.items()) / 3 * 1.01 / (1 - 0.5 / 3)
+    expected = sum(a * 1.01 ** (2023 - y) for y, a in amounts.items()) / 3 * 1.01
     lines = scenario_forecast.lines
     row = lines[(lines["scenario"] == "baseline") & (lines["library_id"] == "anstey") & (lines["line"] == "other_grants")
                 & (lines["year"] == 2024)]
@@ -212,6 +211,22 @@ def test_reserves_floor_top_ups_only_when_the_scenario_pays_them(baseline):
     assert topped.claims[["kind", "paid"]].values.tolist() == [["reserves_floor", 250.0]]
 
 
+def test_a_library_that_has_run_out_claims_nothing_more(baseline):
+    """'a' starts the year £10 overdrawn: it has closed, so its £3,000 failure is not paid; 'b' is."""
+    rolled = fund_case(baseline, [("a", 2024, "building_failure", 3000.0), ("b", 2024, "building_failure", 3000.0)],
+                       {"a": -10.0, "b": 100.0}, {"a": 0.0, "b": 0.0}, 10000.0)
+    assert rolled.claims["library_id"].tolist() == ["b"]
+
+
+def test_top_up_need_left_unpaid_is_not_claimed_again(baseline):
+    """Floor £300 (3 months of £100). Free £100, deficit £50 a year, fund empty: 2024 need £250
+    unpaid; 2025 the shortfall is £300 (floor) - £0 (free £50 less £50) = £300, of which £250 was
+    already counted: new need £50."""
+    topped = with_settings(baseline, fund__pays_reserves_floor=True)
+    rolled = fund_case(topped, [], {"a": 100.0}, {"a": -50.0}, 0.0, years=(2024, 2025))
+    assert rolled.claims["claimed"].tolist() == pytest.approx([250.0, 50.0])
+
+
 def test_interest_is_a_rate_on_positive_opening_cash(baseline):
     """2% on opening cash: 'a' £1,000 -> £20; 'b' overdrawn (-£200) earns nothing."""
     totals = pd.DataFrame({"library_id": ["a", "b"], "year": 2024, "actual_or_forecast": "forecast",
@@ -278,17 +293,22 @@ def test_annual_gap_averages_the_stated_number_of_years():
 # The council's cost as a committee reads it
 
 
-def test_interim_provision_counts_each_forecast_year_without_free_reserves():
-    """£10,000 a year (seed 000 para 4) in each forecast year supported free reserves are below nil:
-    years 2 and 3 of three, not the actual year even though it is below nil too."""
-    from cml.projection import interim_provision
+def test_interim_provision_runs_for_its_years_from_the_run_out_year():
+    """£10,000 a year (seed 000 para 4) in 2024/25 prices, costs +3%, for 2 years from the run-out
+    year 2025/26: £10,300 in 2025/26 and £10,609 in 2026/27, nothing in 2027/28; the actual year
+    below nil does not count."""
+    from cml.projection import interim_provision, without_failed_libraries
 
-    rows = pd.DataFrame({"library_id": "a", "year": [2023, 2024, 2025, 2026],
-                         "actual_or_forecast": ["actual", "forecast", "forecast", "forecast"],
-                         "free_reserves_supported": [-5.0, 10.0, -1.0, -20.0]})
-    cost = interim_provision(rows, 10_000)
+    rows = pd.DataFrame({"library_id": "a", "year": [2023, 2024, 2025, 2026, 2027],
+                         "actual_or_forecast": ["actual", "forecast", "forecast", "forecast", "forecast"],
+                         "free_reserves_supported": [-5.0, 10.0, -1.0, -20.0, -30.0]})
+    cost = interim_provision(rows, 10_000, 2, 0.03)
     assert cost["year"].tolist() == [2025, 2026]
-    assert cost["amount"].sum() == 20_000
+    assert cost["amount"].tolist() == pytest.approx([10_300, 10_609])
+    council = pd.DataFrame({"library_id": "a", "year": [2025, 2026, 2026], "amount": [1000.0, 1000.0, 10_609.0],
+                            "component": ["lease_fees", "lease_fees", "interim_provision"]})
+    kept = without_failed_libraries(council, rows)
+    assert kept["component"].tolist() == ["lease_fees", "interim_provision"]  # run-out year's fees, then interim only
 
 
 def test_options_show_new_money_apart_from_the_earmarked_fund_and_what_each_buys(scenario_forecast):

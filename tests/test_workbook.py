@@ -32,7 +32,9 @@ HOSTILE = {"anstey": "=HYPERLINK(\"http://evil.example\",\"click\")", "sapcote":
 @pytest.fixture(scope="module")
 def book_path(scenario_forecast, inputs, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("book") / "figures.xlsx"
-    info = {"version": "9.9.9", "run_at": "2026-12-02T03:00:00+00:00", "inputs_sha256": "ab" * 32, "illustrative": True}
+    info = {"version": "9.9.9", "run_at": "2026-12-02T03:00:00+00:00", "inputs_sha256": "ab" * 32, "illustrative": True,
+            "latest_accounts_year": "2023/24", "latest_accounts_year_end": "2024-03-31", "months_since_accounts": 32,
+            "accounts_stale": True}
     write_workbook(tables(scenario_forecast), path, True, workbook_notes(scenario_forecast, inputs, info, SHIPPED))
     return path
 
@@ -81,15 +83,15 @@ def test_an_unknown_column_or_table_still_gets_a_heading_and_a_format(tmp_path: 
     assert column_spec("lease_years_remaining", pd.Series([1.5])).heading == "Lease years remaining"
     assert column_spec("council_cost_new_thing").heading == "Council cost: new thing (£)"
     assert column_spec("claims_count", pd.Series([3])).kind == "count"
-    frames = {"leases": pd.DataFrame({"library_id": ["anstey"], "lease_years_remaining": [4.25], "extended": [True]})}
+    frames = {"new_table": pd.DataFrame({"library_id": ["anstey"], "years_left_on_deed": [4.25], "granted": [True]})}
     write_workbook(frames, tmp_path / "f.xlsx", False)
-    sheet = load_workbook(tmp_path / "f.xlsx")["Leases"]
-    assert [c.value for c in sheet[1]] == ["Library id", "Lease years remaining", "Extended"]
+    sheet = load_workbook(tmp_path / "f.xlsx")["New table"]
+    assert [c.value for c in sheet[1]] == ["Library id", "Years left on deed", "Granted"]
     assert sheet["B2"].value == 4.25 and sheet["C2"].value == "yes"
 
 
 def test_every_sheet_filters_freezes_and_prints_one_page_wide_with_headers_repeated(book) -> None:
-    for name in ["Options", "Scenarios", "Summary", "Portfolio", "Fund", "Projection"]:
+    for name in ["Options", "Scenarios", "Summary", "Portfolio", "Fund claims", "Fund ledger", "Leases", "Projection"]:
         sheet = book[name]
         assert sheet.auto_filter.ref and sheet.auto_filter.ref.startswith("A2:"), name
         assert sheet.freeze_panes in ("B3", "C3"), name
