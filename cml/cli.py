@@ -14,7 +14,7 @@ import click
 
 from cml import __version__
 from cml.checks import ModelCheckFailed
-from cml.errors import InputError, Problem
+from cml.errors import InputError, Problem, summarise
 from cml.inputs import Inputs, load_inputs
 from cml.outputs import run_info, write_pack
 from cml.projection import build_forecast
@@ -51,6 +51,7 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
     library (unless ``--set levers.libraries=[...]`` says otherwise).
     """
     inputs = load_inputs(inputs_dir)
+    click.echo("".join(f"warning: {warning}\n" for warning in inputs.warnings), err=True, nl=False)
     if library_id is not None and library_id not in set(inputs.libraries["library_id"]):
         raise InputError([Problem(library_label, None, library_id, "is not a library_id in libraries.csv")])
     overrides = parse_overrides(settings)
@@ -91,8 +92,7 @@ def reports_input_errors(command):
         try:
             return command(*args, **kwargs)
         except InputError as err:
-            for problem in err.problems:
-                click.echo(str(problem), err=True)
+            click.echo("\n".join(summarise(err.problems)), err=True)
             click.echo(f"{len(err.problems)} problem(s) found; nothing was written.", err=True)
             sys.exit(1)
         except OSError as err:

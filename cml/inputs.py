@@ -7,10 +7,12 @@ traceback. Nothing downstream re-checks what is checked here.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
@@ -46,6 +48,8 @@ SIDES = ("income", "expenditure")
 FORECAST_METHODS = ("schedule", "one_off", "trend")
 YES_NO = ("yes", "no")
 MAX_MONTHS = 120  # a reserves policy of more than ten years' spending is a typing slip, not a policy
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # invisible in a PDF, and can break the PDF writer
+MAX_MONEY = 100_000_000  # £100 million: far above any library's figures; 1e308 would overflow the sums to inf
 
 
 @dataclass(frozen=True)
@@ -179,6 +183,7 @@ class Inputs:
     trustee_projections: pd.DataFrame
     assumptions: Assumptions
     checksums: dict[str, str]
+    warnings: tuple[str, ...] = ()  # what was read leniently (e.g. Excel's "sep=," line), for the CLI to show
 
     @property
     def illustrative(self) -> bool:
@@ -198,8 +203,16 @@ class Inputs:
 # Reading a table as text
 
 
-def read_text_table(path: Path, label: str, problems: list[Problem]) -> pd.DataFrame | None:
-    """Read a CSV as strings, reporting a missing, empty or non-UTF-8 file as a problem."""
+def read_text_table(path: Path, label: str, problems: list[Problem], warnings: list[str] | None = None) -> pd.DataFrame | None:
+    """Read a CSV as strings, reporting a missing, empty, non-UTF-8 or misshapen file as a problem.
+
+    Shapes spreadsheets export are handled explicitly, never guessed at: Excel's ``sep=,`` first
+    line and a trailing comma on every row are accepted with a warning (added to ``warnings``);
+    a file separated by ``;`` (a European locale, with decimal commas) and rows with more values
+    than the header (usually an unquoted thousands comma) are refused, so that no value is ever
+    read into the wrong column.
+    """
+    warnings = [] if warnings is None else warnings
     if not path.exists():
         problems.append(Problem(label, None, None, "file is missing"))
         return None
@@ -213,31 +226,82 @@ def read_text_table(path: Path, label: str, problems: list[Problem]) -> pd.DataF
     if not text.strip():
         problems.append(Problem(label, None, None, "file is empty"))
         return None
-    try:
-        frame = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except pd.errors.ParserError as err:
-        problems.append(_parser_problem(label, str(err)))
+    records = _csv_records(text, label, problems, warnings)
+    if records is None:
         return None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame.index = frame.index + 2  # the line a user sees: header is line 1, blank lines counted
-    frame = frame.apply(lambda col: col.fillna("").astype(str).str.strip())
-    frame = frame[(frame != "").any(axis=1)]
-    repeated = [c for c in frame.columns if re.fullmatch(r"(.+)\.\d+", c) and c.rsplit(".", 1)[0] in frame.columns]
-    problems += [Problem(label, 1, c.rsplit(".", 1)[0], "column appears more than once in the header") for c in repeated]
+    (header_row, header), *body = records
+    header = [cell.strip() for cell in header]
+    width = len(header)
+    if body and all(len(cells) == width + 1 and cells[-1].strip() == "" for _, cells in body):
+        body = [(row, cells[:-1]) for row, cells in body]
+        warnings.append(f"{label}: every row ends with an extra comma (as some spreadsheets export); the empty last value was ignored")
+    while header and header[-1] == "" and all(len(cells) < len(header) or cells[len(header) - 1].strip() == ""
+                                              for _, cells in body):
+        header.pop()
+        body = [(row, cells[:len(header)]) for row, cells in body]
+        warnings.append(f"{label}: the header ends with an empty column; it was ignored")
+    width = len(header)
+    long_rows = [(row, len(cells)) for row, cells in body if len(cells) > width]
+    for row, count in long_rows:
+        problems.append(Problem(label, row, None, f"{count} values where the header has {width}: a number written with a "
+                                "thousands comma (1,228.93) must be in quotes or written without it (1228.93)"))
+    counts = Counter(header)
+    for name in dict.fromkeys(c for c in header if counts[c] > 1):
+        spellings = {c for c in records[0][1] if c.strip() == name}
+        problems.append(Problem(label, header_row, name or "-", "column appears more than once in the header"
+                                + (" (once spaces are trimmed)" if len(spellings) > 1 else "")))
+    if long_rows or any(counts[c] > 1 for c in header):
+        return None
+    frame = pd.DataFrame([(cells + [""] * width)[:width] for _, cells in body], columns=header, dtype=str,
+                         index=pd.Index([row for row, _ in body], dtype=int))
+    frame = frame.apply(lambda col: col.str.strip()) if len(frame) else frame
+    frame = frame[(frame != "").any(axis=1)] if width else frame.iloc[:0]
+    frame.attrs["header_row"] = header_row
     if frame.empty:
         problems.append(Problem(label, None, None, "file has a header but no rows"))
         return None
     return frame
 
 
-def _parser_problem(label: str, message: str) -> Problem:
-    """pandas' tokenizer error as a user's message: the line, and the usual cause."""
-    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
-    if not found:
-        return Problem(label, None, None, "not a readable CSV file: " + " ".join(message.split()))
-    expected, line, saw = found.groups()
-    return Problem(label, int(line), None, f"{saw} values where the header has {expected}: a number written with a "
-                   "thousands comma (1,228.93) must be in quotes or written without it (1228.93)")
+def _csv_records(text: str, label: str, problems: list[Problem], warnings: list[str]) -> list[tuple[int, list[str]]] | None:
+    """Every non-blank record as (the line it starts on, its values); None after reporting a file
+    cml must not guess at. The first record is the header."""
+    lines = text.splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    offset = 0
+    declared = re.fullmatch(r'"?sep=(.)"?,*\s*', lines[first].strip().lower()) if lines else None
+    if declared:
+        if declared.group(1) != ",":
+            problems.append(Problem(label, first + 1, None, f"the file says its values are separated by "
+                                    f"'{declared.group(1)}': {SEMICOLON_ADVICE}"))
+            return None
+        warnings.append(f"{label}: the first line 'sep=,' (added by Excel) was skipped")
+        offset = first + 1
+    body = "".join(lines[offset:])
+    reader = csv.reader(StringIO(body, newline=""), strict=True)
+    records: list[tuple[int, list[str]]] = []
+    previous = 0
+    try:
+        for cells in reader:
+            start, previous = offset + previous + 1, reader.line_num
+            if any(cell.strip() for cell in cells):
+                records.append((start, cells))
+    except csv.Error as err:
+        problems.append(Problem(label, offset + reader.line_num, None, f"not a readable CSV file: {err} "
+                                "(check the quotes on this line)"))
+        return None
+    if not records:
+        problems.append(Problem(label, None, None, "file is empty"))
+        return None
+    header_row, header = records[0]
+    if len(header) == 1 and header[0].count(";") >= 1:
+        problems.append(Problem(label, header_row, None, f"values are separated by ';', not ',': {SEMICOLON_ADVICE}"))
+        return None
+    return records
+
+
+SEMICOLON_ADVICE = ("save it as \"CSV UTF-8 (comma delimited)\" with '.' for pence (a spreadsheet set to a European "
+                    "language writes ';' and decimal commas, which cml does not guess at)")
 
 
 WHERE_FILE, WHERE_ROW = "_file", "_row"  # where each row came from, for messages after tables are merged
@@ -251,7 +315,7 @@ def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list
     """
     missing = [c.name for c in spec.columns if c.required and c.name not in frame.columns]
     for name in missing:
-        problems.append(Problem(label, 1, name, "required column is missing"))
+        problems.append(Problem(label, frame.attrs.get("header_row", 1), name, "required column is missing"))
     if missing:
         return None
     out = pd.DataFrame(index=frame.index)
@@ -280,10 +344,11 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         _report(bad, raw, label, column.name, "'{value}' is not one of " + ", ".join(column.choices), problems)
         return raw.where(~bad)
     if column.kind in ("money", "number", "count", "percent", "months"):
-        number = pd.to_numeric(raw.str.replace(",", "", regex=False), errors="coerce")
-        not_number = present & ~np.isfinite(number.fillna(np.nan))
-        _report(not_number, raw, label, column.name, "'{value}' is not a number", problems)
-        number = number.where(~not_number)
+        number, not_number = _numbers(raw, present, label, column.name, problems)
+        if column.kind in ("money", "number"):
+            _report(number.abs() > MAX_MONEY, raw, label, column.name, f"'{{value}}' is more than £{MAX_MONEY:,.0f}: money "
+                    "is in pounds, and a figure this size is a typing slip", problems)
+            number = number.where(number.abs() <= MAX_MONEY)
         if column.kind in ("money", "count", "percent", "months"):
             _report(number < 0, raw, label, column.name, "'{value}' must not be negative", problems)
         if column.minimum is not None:
@@ -308,6 +373,30 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
                 "'{value}' is not a financial year written like 2018/19", problems)
         return years.astype("Int64")
     raise ValueError(f"unknown column kind {column.kind!r}")
+
+
+NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
+THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"  # 1,234.56 or 12,345: the only place a comma may stand
+
+
+def _numbers(raw: pd.Series, present: pd.Series, label: str, column: str,
+             problems: list[Problem]) -> tuple[pd.Series, pd.Series]:
+    """Text to float, refusing anything that could be read as a different number.
+
+    A comma is accepted only between thousands (``1,234.56``); ``5479,93`` (a decimal comma),
+    ``1.860,00`` and ``1,2,3`` are refused rather than read as 547,993 or 1.86.
+    """
+    comma = raw.str.contains(",", regex=False)
+    thousands = raw.str.fullmatch(THOUSANDS)
+    bad_comma = present & comma & ~thousands
+    _report(bad_comma, raw, label, column, "'{value}' is not a number: write pence after a '.' and commas only "
+            "between thousands (5479.93 or 5,479.93), never a decimal comma", problems)
+    cleaned = raw.where(~(comma & thousands), raw.str.replace(",", "", regex=False))
+    shaped = cleaned.str.fullmatch(NUMBER)
+    number = pd.to_numeric(cleaned.where(shaped, ""), errors="coerce").astype(float)
+    not_number = present & ~bad_comma & ~np.isfinite(number.fillna(np.nan))
+    _report(not_number, raw, label, column, "'{value}' is not a number", problems)
+    return number.where(~(not_number | bad_comma)), not_number | bad_comma
 
 
 def _fy_or_none(label: str) -> int | None:
@@ -336,7 +425,7 @@ def load_assumptions(path: Path, problems: list[Problem]) -> Assumptions | None:
         problems.append(Problem(label, None, None, "file is missing"))
         return None
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+        raw = tomllib.loads(path.read_bytes().decode("utf-8-sig"))  # Notepad's UTF-8 adds a BOM
     except UnicodeDecodeError:
         problems.append(Problem(label, None, None, "file is not UTF-8 text"))
         return None
@@ -445,6 +534,9 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     libraries, lines = tables["libraries.csv"], tables["lines.csv"]
     _flag(libraries, ~libraries["library_id"].str.fullmatch(SLUG), "library_id",
           "'{value}' should be lower-case letters, digits and hyphens (e.g. barrow-upon-soar): it names files", problems)
+    for frame, column in ((libraries, "name"), (lines, "label")):
+        _flag(frame, frame[column].str.contains(CONTROL_CHARACTERS), column,
+              "{value!r} contains a control character (a tab, new line or escape): names must be plain text", problems)
     known = set(libraries["library_id"])
     for name in ("accounts.csv", "reserves.csv", "trustee_projections.csv"):
         if name in tables:
@@ -609,17 +701,19 @@ def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[
 
 def file_checksums(directory: Path) -> dict[str, str]:
     """SHA-256 of every input file, recorded in ``run.json`` and on every page."""
-    return {
-        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
-    }
+    checksums = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            with path.open("rb") as handle:  # streamed in chunks: a huge input must not be held in memory twice
+                checksums[str(path.relative_to(directory))] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return checksums
 
 
 def load_inputs(directory: Path) -> Inputs:
     """Read and check every input under ``directory``; raise :class:`InputError` listing all problems."""
     directory = Path(directory)
     problems: list[Problem] = []
+    warnings: list[str] = []
     if not directory.is_dir():
         raise InputError([Problem(str(directory), None, None, "inputs folder does not exist")])
     assumptions = load_assumptions(directory / "assumptions.toml", problems)
@@ -628,7 +722,7 @@ def load_inputs(directory: Path) -> Inputs:
         path = directory / spec.name
         if spec.optional and not path.exists():
             continue
-        raw = read_text_table(path, spec.name, problems)
+        raw = read_text_table(path, spec.name, problems, warnings)
         checked = None if raw is None else check_table(raw, spec, spec.name, problems)
         if checked is not None:
             tables[spec.name] = checked
@@ -646,10 +740,11 @@ def load_inputs(directory: Path) -> Inputs:
                          tables["reserves.csv"].rename(columns={"financial_year": "year"}), assumptions)]
     if problems or assumptions is None:
         raise InputError(problems)
-    return _as_inputs(tables, assumptions, file_checksums(directory))
+    return _as_inputs(tables, assumptions, file_checksums(directory), tuple(warnings))
 
 
-def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checksums: dict[str, str]) -> Inputs:
+def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checksums: dict[str, str],
+               warnings: tuple[str, ...] = ()) -> Inputs:
     """Give downstream stages plain frames: ``year`` ints instead of labels, clean indexes."""
 
     def plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -672,6 +767,7 @@ def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checks
         trustee_projections=empty_trustees if trustees is None else years(trustees),
         assumptions=assumptions,
         checksums=checksums,
+        warnings=warnings,
     )
 
 
