@@ -23,7 +23,7 @@ import pandas as pd
 from cml.errors import InputError, Problem
 from cml.fy import fy_label, fy_of_dates, parse_fy
 from cml.returns import SHEET_COLUMNS, ReturnUnreadable, read_return
-from cml.schedule import PAYMENT_TIMINGS
+from cml.schedule import PAYMENT_TIMINGS, apportion_to_financial_years, grant_years
 
 LEASE_TYPES = ("full_repairing", "internal_repairing", "other")
 
@@ -49,6 +49,7 @@ FORECAST_METHODS = ("schedule", "one_off", "trend")
 YES_NO = ("yes", "no")
 MAX_MONTHS = 120  # a reserves policy of more than ten years' spending is a typing slip, not a policy
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # invisible in a PDF, and can break the PDF writer
+GRANT_TOLERANCE = 0.01  # the taper and programme grants must give what the accounts show, to 1%
 MAX_MONEY = 100_000_000  # £100 million: far above any library's figures; 1e308 would overflow the sums to inf
 
 
@@ -375,7 +376,6 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
     raise ValueError(f"unknown column kind {column.kind!r}")
 
 
-NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"  # 1,234.56 or 12,345: the only place a comma may stand
 
 
@@ -387,13 +387,15 @@ def _numbers(raw: pd.Series, present: pd.Series, label: str, column: str,
     ``1.860,00`` and ``1,2,3`` are refused rather than read as 547,993 or 1.86.
     """
     comma = raw.str.contains(",", regex=False)
-    thousands = raw.str.fullmatch(THOUSANDS)
-    bad_comma = present & comma & ~thousands
-    _report(bad_comma, raw, label, column, "'{value}' is not a number: write pence after a '.' and commas only "
-            "between thousands (5479.93 or 5,479.93), never a decimal comma", problems)
-    cleaned = raw.where(~(comma & thousands), raw.str.replace(",", "", regex=False))
-    shaped = cleaned.str.fullmatch(NUMBER)
-    number = pd.to_numeric(cleaned.where(shaped, ""), errors="coerce").astype(float)
+    bad_comma = comma & False
+    cleaned = raw
+    if comma.any():
+        thousands = raw.str.fullmatch(THOUSANDS).fillna(False).astype(bool)
+        bad_comma = present & comma & ~thousands
+        _report(bad_comma, raw, label, column, "'{value}' is not a number: write pence after a '.' and commas only "
+                "between thousands (5479.93 or 5,479.93), never a decimal comma", problems)
+        cleaned = raw.where(~comma, raw.str.replace(",", "", regex=False)).where(~bad_comma, "")
+    number = pd.to_numeric(cleaned, errors="coerce").astype(float)
     not_number = present & ~bad_comma & ~np.isfinite(number.fillna(np.nan))
     _report(not_number, raw, label, column, "'{value}' is not a number", problems)
     return number.where(~(not_number | bad_comma)), not_number | bad_comma
@@ -634,6 +636,131 @@ def check_reserves_reconcile(accounts: pd.DataFrame, reserves: pd.DataFrame, lin
           "expenditure in the accounts ({net:,.2f}): they differ by {gap:,.2f}", problems)
 
 
+def check_accounts_start_at_transfer(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
+    """Each library's actual years start in the year it transferred: the model projects every year
+    from the transfer, and a year with no figures would make its reserves unknown (the run would
+    stop on a failed check instead of saying which file is wrong)."""
+    libraries, reserves = tables["libraries.csv"], tables["reserves.csv"]
+    first_actual = reserves.groupby("library_id")["financial_year"].min()
+    first = libraries.assign(transfer_year=fy_of_dates(libraries["transfer_date"]).to_numpy(),
+                             first_actual=libraries["library_id"].map(first_actual))
+    first = first[first["first_actual"].notna()]
+    late = first["first_actual"] > first["transfer_year"]
+    first["gap"] = first["first_actual"] - first["transfer_year"]
+    first["first_fy"] = first["first_actual"].map(lambda y: fy_label(int(y)))
+    first["transfer_fy"] = first["transfer_year"].map(lambda y: fy_label(int(y)))
+    first["missing_to"] = (first["first_actual"] - 1).map(lambda y: fy_label(int(y)))
+    _flag(first, late & (first["gap"] > 2), "transfer_date",
+          "'{value}' ({transfer_fy}) is {gap:.0f} years before {library_id}'s first accounts and reserves "
+          "({first_fy}): check the date, or add the years {transfer_fy} to {missing_to}", problems)
+    starts = reserves.sort_values(["library_id", "financial_year"]).drop_duplicates("library_id")
+    starts = starts.merge(first[late & (first["gap"] <= 2)][["library_id", "transfer_date", "transfer_fy", "missing_to"]])
+    _flag(starts, pd.Series(True, index=starts.index), "financial_year",
+          "{library_id}'s actual years start in {fy}, but it transferred on {transfer_date} ({transfer_fy}): the "
+          "accounts and closing reserves for {transfer_fy} to {missing_to} are missing", problems)
+
+
+def _agrees(a: pd.Series, b: pd.Series, tolerance: float) -> pd.Series:
+    return (a - b).abs() <= np.maximum(tolerance, GRANT_TOLERANCE * np.maximum(a.abs(), b.abs()))
+
+
+def check_grants_against_accounts(tables: dict[str, pd.DataFrame], tolerance: float, problems: list[Problem]) -> None:
+    """The taper and one-off grant percents must give what the accounts show was paid.
+
+    A taper typed as fractions (0.2 for 20%) would cut every forecast grant a hundredfold; where
+    actual years overlap the schedule, the accounts say what the council really paid, so a
+    disagreement beyond ``GRANT_TOLERANCE`` is refused with both figures. A grant year that most
+    libraries disagree on is blamed on its ``taper.csv`` row; a few libraries on their own rows.
+    """
+    libraries, accounts, reserves, lines = (tables[n] for n in ("libraries.csv", "accounts.csv", "reserves.csv", "lines.csv"))
+    taper, one_offs = tables["taper.csv"], tables["one_off_grants.csv"]
+    percents = taper["percent_of_running_costs"]
+    if len(percents) and (percents <= 1).all() and (percents > 0).any():
+        problems.append(Problem("taper.csv", None, "percent_of_running_costs",
+                                f"every percent is 1 or less ({', '.join(f'{p:g}' for p in percents[:7])}): looks like "
+                                "fractions; write 20 for 20%"))
+        return
+    actual = reserves[["library_id", "financial_year"]].rename(columns={"financial_year": "year"})
+    schedule_line = lines.loc[lines["forecast"] == "schedule", "line"].iloc[0]
+    facts = libraries[["library_id", "transfer_date", "original_running_costs"]].assign(
+        **{WHERE_ROW: libraries[WHERE_ROW]})
+    years = grant_years(facts, taper.assign(grant_year=taper["grant_year"].astype(int)))
+    in_advance = apportion_to_financial_years(years, "in_advance")
+    by_days = apportion_to_financial_years(years, "by_days").groupby(["library_id", "year"])["amount"].sum()
+    paid = accounts[accounts["line"] == schedule_line].rename(columns={"financial_year": "year"})
+    paid_sum = paid.groupby(["library_id", "year"])["amount"].sum()
+    compared = (actual.merge(in_advance, how="left", on=["library_id", "year"])
+                .merge(by_days.rename("by_days").reset_index(), how="left", on=["library_id", "year"])
+                .merge(paid_sum.rename("paid").reset_index(), how="left", on=["library_id", "year"]))
+    compared["expected"] = compared["amount"].fillna(0.0)
+    compared[["by_days", "paid"]] = compared[["by_days", "paid"]].fillna(0.0)
+    compared["ok"] = (_agrees(compared["paid"], compared["expected"], tolerance)
+                      | _agrees(compared["paid"], compared["by_days"], tolerance)).to_numpy()
+    percent_of = taper.set_index(taper["grant_year"].astype(int))
+    blamed_years = []
+    for grant_year, rows in compared[compared["grant_year"].notna()].groupby("grant_year"):
+        if len(rows) >= 3 and (~rows["ok"]).sum() > len(rows) / 2:
+            blamed_years.append(grant_year)
+            row = percent_of.loc[int(grant_year)]
+            problems.append(Problem("taper.csv", int(row[WHERE_ROW]), "percent_of_running_costs", (
+                f"{row['percent_of_running_costs']:g}% of running costs gives £{rows['expected'].sum():,.2f} for grant year "
+                f"{int(grant_year)} of the {len(rows)} libraries with accounts for it, but their {schedule_line} lines in "
+                f"accounts.csv show £{rows['paid'].sum():,.2f} ({(~rows['ok']).sum()} disagree by more than "
+                f"{GRANT_TOLERANCE:.0%})")))
+    alone = compared[~compared["ok"] & ~compared["grant_year"].isin(blamed_years)]
+    where = paid.drop_duplicates(["library_id", "year"]).set_index(["library_id", "year"])[WHERE_ROW]
+    rows_of = libraries.set_index("library_id")[WHERE_ROW]
+    for item in alone.itertuples():
+        fy = fy_label(int(item.year))
+        facts_row = libraries.loc[libraries["library_id"] == item.library_id].iloc[0]
+        taper_says = (f"grant year {int(item.grant_year)} of the taper gives £{item.expected:,.2f}" if pd.notna(item.grant_year)
+                      else f"the taper gives £0.00 that year ({len(taper)} grant years from the transfer on "
+                      f"{facts_row['transfer_date']:%Y-%m-%d}, of original running costs £{facts_row['original_running_costs']:,.2f})")
+        if (item.library_id, item.year) in where.index:
+            problems.append(Problem("accounts.csv", int(where[(item.library_id, item.year)]), "amount", (
+                f"{item.library_id}'s {schedule_line} of £{item.paid:,.2f} in {fy} does not agree with the taper: "
+                f"{taper_says} (taper.csv percent x original_running_costs in libraries.csv)")))
+        else:
+            problems.append(Problem("libraries.csv", int(rows_of[item.library_id]), "original_running_costs", (
+                f"{taper_says} for {item.library_id} in {fy}, but accounts.csv has no {schedule_line} line for that year")))
+    _check_one_offs(one_offs, libraries, actual, accounts, tolerance, problems)
+
+
+def _check_one_offs(one_offs: pd.DataFrame, libraries: pd.DataFrame, actual: pd.DataFrame, accounts: pd.DataFrame,
+                    tolerance: float, problems: list[Problem]) -> None:
+    """Each programme grant against the accounts of the libraries whose actual years include it.
+
+    The same line may also carry other payments (the contingency fund's emergency grants), so a
+    library's accounts may hold more than the programme grant; the row is refused when most
+    libraries' accounts disagree with it, or a library's hold less than it gives."""
+    costs = libraries.set_index("library_id")["original_running_costs"]
+    for _, grant in one_offs.iterrows():
+        year, line, percent = int(grant["financial_year"]), grant["line"], grant["percent_of_running_costs"]
+        ids = actual.loc[actual["year"] == year, "library_id"]
+        if ids.empty:
+            continue
+        in_year = accounts[(accounts["financial_year"] == year) & (accounts["line"] == line)]
+        paid = in_year.groupby("library_id")["amount"].sum().reindex(ids, fill_value=0.0)
+        expected = costs.reindex(ids) * percent / 100.0
+        ok = _agrees(paid, expected, tolerance)
+        fy = fy_label(year)
+        if len(ids) >= 3 and (~ok).sum() > len(ids) / 2:
+            problems.append(Problem(grant[WHERE_FILE], int(grant[WHERE_ROW]), "percent_of_running_costs", (
+                f"{percent:g}% of running costs gives £{expected.sum():,.2f} in {fy} across the {len(ids)} libraries with "
+                f"accounts for that year, but their {line} lines in accounts.csv show £{paid.sum():,.2f}"
+                + (": looks like a fraction; write 20 for 20%" if percent <= 1 else ""))))
+            continue
+        short = ~ok & (paid < expected)
+        where = in_year.drop_duplicates("library_id").set_index("library_id")[WHERE_ROW]
+        for library_id in paid.index[short.to_numpy()]:
+            row = where.get(library_id)
+            problems.append(Problem("accounts.csv" if row is not None else "libraries.csv",
+                                    int(row) if row is not None else int(libraries.loc[libraries["library_id"] == library_id, WHERE_ROW].iloc[0]),
+                                    "amount" if row is not None else "original_running_costs", (
+                f"{library_id}'s {line} in {fy} is £{paid[library_id]:,.2f}, less than the programme grant of "
+                f"£{expected[library_id]:,.2f} ({percent:g}% of running costs, one_off_grants.csv) every library received")))
+
+
 # ---------------------------------------------------------------------------------------------
 # Annual returns (Excel): same checks as the CSVs, then they replace the CSV rows they cover
 
@@ -672,7 +799,7 @@ def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[
         try:
             library_id, sheets = read_return(path)
         except ReturnUnreadable as err:
-            problems.append(Problem(label, None, None, str(err)))
+            problems.append(Problem(label if err.sheet is None else f"{label}[{err.sheet}]", err.row, err.column, str(err)))
             continue
         if library_id not in known:
             problems.append(Problem(f"{label}[Library]", 1, "B1", f"'{library_id}' is not a library_id in libraries.csv"))
@@ -733,6 +860,9 @@ def load_inputs(directory: Path) -> Inputs:
     if not problems:
         check_coverage(tables, problems)
     if not problems:
+        check_accounts_start_at_transfer(tables, problems)
+    if not problems:
+        check_grants_against_accounts(tables, assumptions.tolerance_pounds, problems)
         check_reserves_reconcile(tables["accounts.csv"], tables["reserves.csv"], tables["lines.csv"],
                                  assumptions.tolerance_pounds, problems)
         problems += [Problem("assumptions.toml", None, key, reason)
