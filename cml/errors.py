@@ -29,7 +29,10 @@ class InputError(Exception):
 
     def __init__(self, problems: list[Problem]):
         self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+        super().__init__(len(problems))
+
+    def __str__(self) -> str:  # built when shown, and shortened: a million problems must not make a 250 MB string
+        return "\n".join(summarise(self.problems))
 
 
 SHOWN_PER_KIND = 20  # a file of a million bad rows must not print a million lines

@@ -50,6 +50,7 @@ YES_NO = ("yes", "no")
 MAX_MONTHS = 120  # a reserves policy of more than ten years' spending is a typing slip, not a policy
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # invisible in a PDF, and can break the PDF writer
 GRANT_TOLERANCE = 0.01  # the taper and programme grants must give what the accounts show, to 1%
+MAX_LEASE_YEARS = 125  # the longest lease a council grants a community group; 999 would overflow the dates
 MAX_MONEY = 100_000_000  # £100 million: far above any library's figures; 1e308 would overflow the sums to inf
 
 
@@ -68,6 +69,7 @@ class Column:
     choices: tuple[str, ...] = ()
     required: bool = True
     minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ LIBRARIES = TableSpec(
         Column("original_running_costs", "money"),
         Column("lease_type", "choice", LEASE_TYPES),
         Column("lease_start", "date"),
-        Column("lease_years", "count", minimum=1),
+        Column("lease_years", "count", minimum=1, maximum=MAX_LEASE_YEARS),
         Column("reserves_target_months", "months"),
         Column("illustrative", "choice", YES_NO),
     ),
@@ -328,8 +330,8 @@ def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list
 
 
 def _report(bad: pd.Series, raw: pd.Series, label: str, column: str, reason: str, problems: list[Problem]) -> None:
-    for row in bad[bad].index:
-        value = raw[row]
+    flagged = bad.fillna(False).astype(bool)
+    for row, value in zip(flagged.index[flagged.to_numpy()], raw[flagged].tolist(), strict=True):  # no per-row lookups: files can be huge
         problems.append(Problem(label, int(row), column, reason.format(value=value)))
 
 
@@ -355,6 +357,8 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         if column.minimum is not None:
             _report((number >= 0) & (number < column.minimum), raw, label, column.name, f"'{{value}}' must be at least {column.minimum:g}",
                     problems)
+        if column.maximum is not None:
+            _report(number > column.maximum, raw, label, column.name, f"'{{value}}' is more than {column.maximum:g}", problems)
         if column.kind == "percent":
             _report(number > 100, raw, label, column.name, "'{value}' is more than 100 per cent", problems)
         if column.kind == "months":
@@ -410,10 +414,14 @@ def _fy_or_none(label: str) -> int | None:
 
 def _check_duplicates(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list[Problem]) -> None:
     keys = list(spec.key)
-    first_row = frame.index.to_series().groupby([frame[k] for k in keys]).transform("first")
-    for row in frame.index[frame.duplicated(keys, keep="first")]:
-        key = ", ".join(f"{k}={frame.loc[row, k]}" for k in keys)
-        problems.append(Problem(label, int(row), spec.key[-1], f"duplicate row ({key}) repeats row {first_row[row]}"))
+    repeated = frame.duplicated(keys, keep="first").to_numpy()
+    if not repeated.any():
+        return
+    first_row = frame.index.to_series().groupby([frame[k] for k in keys]).transform("first")[repeated].tolist()
+    values = [frame.loc[repeated, k].tolist() for k in keys]
+    for i, row in enumerate(frame.index[repeated]):
+        key = ", ".join(f"{k}={column[i]}" for k, column in zip(keys, values, strict=True))
+        problems.append(Problem(label, int(row), spec.key[-1], f"duplicate row ({key}) repeats row {first_row[i]}"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -560,8 +568,9 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     _flag(one_offs, (one_offs["financial_year"] < first_transfer) | (one_offs["financial_year"] > assumptions.horizon),
           "financial_year", f"{{fy}} is outside the years modelled ({fy_label(int(first_transfer))} to "
           f"{fy_label(assumptions.horizon)}), so this grant would never be paid", problems)
-    _flag(libraries, libraries["transfer_date"] > pd.Timestamp(assumptions.horizon + 1, 3, 31), "transfer_date",
-          f"'{{value}}' is after the forecast horizon {fy_label(assumptions.horizon)}", problems)
+    for column in ("transfer_date", "lease_start"):
+        _flag(libraries, libraries[column] > pd.Timestamp(assumptions.horizon + 1, 3, 31), column,
+              f"'{{value}}' is after the forecast horizon {fy_label(assumptions.horizon)}", problems)
     taper = tables["taper.csv"]
     if sorted(taper["grant_year"].dropna().astype(int)) != list(range(1, len(taper) + 1)):
         problems.append(Problem("taper.csv", None, "grant_year", "grant years must run 1, 2, 3, ... with no gaps"))

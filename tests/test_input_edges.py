@@ -251,6 +251,10 @@ FACTS_REFUSED = {
                                "libraries.csv:2: original_running_costs: '1e308' is more than £100,000,000"),
     "reserves of 1e308": (cell("reserves.csv", 2, "unrestricted", "1e308"),
                           "reserves.csv:2: unrestricted: '1e308' is more than £100,000,000"),
+    "a lease of a million years": (cell("libraries.csv", 2, "lease_years", "1000000"),
+                                   "libraries.csv:2: lease_years: '1000000' is more than 125"),
+    "a lease starting after the horizon": (cell("libraries.csv", 2, "lease_start", "2200-01-01"),
+                                           "libraries.csv:2: lease_start: '2200-01-01' is after the forecast horizon 2034/35"),
     "negative reserves of -1e308": (cell("reserves.csv", 2, "unrestricted", "-1e308"),
                                     "reserves.csv:2: unrestricted: '-1e308' is more than £100,000,000"),
 }
@@ -471,3 +475,39 @@ def test_names_with_dollars_draw_as_plain_text(label: str) -> None:
     assert chart.alt
     income_chart({"financial_year": years, "actual": [True, True, False], "income": {label: [1.0, 2.0, 3.0]},
                   "expenditure": [1.0, 1.0, 1.0]}, "svg")
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Size
+
+def test_problems_of_one_kind_are_shown_twenty_at_a_time() -> None:
+    from cml.errors import Problem, summarise
+    problems = ([Problem("accounts.csv", row, "amount", f"'x{row}' is not a number") for row in range(2, 1002)]
+                + [Problem("accounts.csv", row, "line", f"'l{row}' is not a known line") for row in range(2, 32)]
+                + [Problem("taper.csv", None, "grant_year", "grant years must run 1, 2, 3, ... with no gaps")])
+    lines = summarise(problems)
+    assert len(lines) == 20 + 20 + 1 + 2
+    assert lines[0] == "accounts.csv:2: amount: 'x2' is not a number"
+    assert "accounts.csv: amount: ... and 980 more problem(s) like the ones above" in lines
+    assert "accounts.csv: line: ... and 10 more problem(s) like the ones above" in lines
+
+
+def test_a_huge_file_of_bad_rows_prints_a_short_report(inputs_dir: Path) -> None:
+    """100,000 bad rows (the hunt's file had 1.45 million): a screenful of problems and a count."""
+    rows = "".join(f"anstey,2015/16,cafe,{i}x\n" for i in range(100_000))
+    (inputs_dir / "accounts.csv").write_text("library_id,financial_year,line,amount\n" + rows, encoding="utf-8")
+    result = run_cli("validate", "--inputs", str(inputs_dir))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert len(lines) < 50 and len(result.output) < 10_000, result.output[:2000]  # bad amounts, and duplicate rows
+    assert "accounts.csv: amount: ... and 99,980 more problem(s) like the ones above" in lines
+    assert lines[-1].endswith("problem(s) found; nothing was written.")
+
+
+def test_checksums_are_streamed_not_read_whole(inputs_dir: Path, monkeypatch) -> None:
+    import hashlib
+
+    from cml.inputs import file_checksums
+    expected = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in inputs_dir.iterdir() if p.is_file()}
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("file_checksums read a whole file"))
+    assert file_checksums(inputs_dir) == expected
