@@ -717,7 +717,7 @@ def check_grants_against_accounts(tables: dict[str, pd.DataFrame], tolerance: fl
                 f"accounts.csv show £{rows['paid'].sum():,.2f} ({(~rows['ok']).sum()} disagree by more than "
                 f"{GRANT_TOLERANCE:.0%})")))
     alone = compared[~compared["ok"] & ~compared["grant_year"].isin(blamed_years)]
-    where = paid.drop_duplicates(["library_id", "year"]).set_index(["library_id", "year"])[WHERE_ROW]
+    where = paid.drop_duplicates(["library_id", "year"]).set_index(["library_id", "year"])[[WHERE_FILE, WHERE_ROW]]
     rows_of = libraries.set_index("library_id")[WHERE_ROW]
     for item in alone.itertuples():
         fy = fy_label(int(item.year))
@@ -726,7 +726,8 @@ def check_grants_against_accounts(tables: dict[str, pd.DataFrame], tolerance: fl
                       else f"the taper gives £0.00 that year ({len(taper)} grant years from the transfer on "
                       f"{facts_row['transfer_date']:%Y-%m-%d}, of original running costs £{facts_row['original_running_costs']:,.2f})")
         if (item.library_id, item.year) in where.index:
-            problems.append(Problem("accounts.csv", int(where[(item.library_id, item.year)]), "amount", (
+            source_file, source_row = where.loc[(item.library_id, item.year)]  # a CSV line or a return's Excel row
+            problems.append(Problem(source_file, int(source_row), "amount", (
                 f"{item.library_id}'s {schedule_line} of £{item.paid:,.2f} in {fy} does not agree with the taper: "
                 f"{taper_says} (taper.csv percent x original_running_costs in libraries.csv)")))
         else:
@@ -760,12 +761,12 @@ def _check_one_offs(one_offs: pd.DataFrame, libraries: pd.DataFrame, actual: pd.
                 + (": looks like a fraction; write 20 for 20%" if percent <= 1 else ""))))
             continue
         short = ~ok & (paid < expected)
-        where = in_year.drop_duplicates("library_id").set_index("library_id")[WHERE_ROW]
+        where = in_year.drop_duplicates("library_id").set_index("library_id")[[WHERE_FILE, WHERE_ROW]]
+        library_rows = libraries.set_index("library_id")[WHERE_ROW]
         for library_id in paid.index[short.to_numpy()]:
-            row = where.get(library_id)
-            problems.append(Problem("accounts.csv" if row is not None else "libraries.csv",
-                                    int(row) if row is not None else int(libraries.loc[libraries["library_id"] == library_id, WHERE_ROW].iloc[0]),
-                                    "amount" if row is not None else "original_running_costs", (
+            found = library_id in where.index
+            source_file, source_row = where.loc[library_id] if found else ("libraries.csv", library_rows[library_id])
+            problems.append(Problem(source_file, int(source_row), "amount" if found else "original_running_costs", (
                 f"{library_id}'s {line} in {fy} is £{paid[library_id]:,.2f}, less than the programme grant of "
                 f"£{expected[library_id]:,.2f} ({percent:g}% of running costs, one_off_grants.csv) every library received")))
 

@@ -252,8 +252,9 @@ def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series
     as_of = libraries["library_id"].map(last_actual).map(fy_end)
     libraries["lease_years_remaining"] = years_left(libraries["lease_end"], as_of).round(1)
     libraries["last_actual_year"] = libraries["library_id"].map(last_actual).map(fy_label)
-    last_grant = libraries["library_id"].map(last_grant_year(schedule))  # no grant at all (running costs of 0): the transfer year
-    libraries["last_grant_year"] = last_grant.fillna(libraries["library_id"].map(first_years(libraries))).astype(int).map(fy_label)
+    last_grant = libraries["library_id"].map(last_grant_year(schedule))
+    no_grant = libraries["library_id"].map(first_years(libraries))  # running costs of 0: "ended" in the transfer year
+    libraries["last_grant_year"] = last_grant.fillna(no_grant).astype(int).map(fy_label)
     return libraries
 
 
