@@ -261,7 +261,7 @@ def read_text_table(path: Path, label: str, problems: list[Problem], warnings: l
     frame = frame[(frame != "").any(axis=1)] if width else frame.iloc[:0]
     frame.attrs["header_row"] = header_row
     if frame.empty:
-        problems.append(Problem(label, None, None, "file has a header but no rows"))
+        problems.append(Problem(label, None, None, HEADER_ONLY))
         return None
     return frame
 
@@ -303,6 +303,7 @@ def _csv_records(text: str, label: str, problems: list[Problem], warnings: list[
     return records
 
 
+HEADER_ONLY = "file has a header but no rows"
 SEMICOLON_ADVICE = ("save it as \"CSV UTF-8 (comma delimited)\" with '.' for pence (a spreadsheet set to a European "
                     "language writes ';' and decimal commas, which cml does not guess at)")
 
@@ -860,6 +861,10 @@ def load_inputs(directory: Path) -> Inputs:
         if spec.optional and not path.exists():
             continue
         raw = read_text_table(path, spec.name, problems, warnings)
+        if spec.optional and problems and problems[-1] == Problem(spec.name, None, None, HEADER_ONLY):
+            problems.pop()  # an optional file with its header and no rows says "none", like no file
+            warnings.append(f"{spec.name}: has a header but no rows, so it is read as none")
+            continue
         checked = None if raw is None else check_table(raw, spec, spec.name, problems)
         if checked is not None:
             tables[spec.name] = checked

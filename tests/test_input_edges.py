@@ -126,6 +126,8 @@ SHAPES_ACCEPTED = {
     "a UTF-8 BOM on a CSV": (lambda f: (f / "taper.csv").write_bytes(b"\xef\xbb\xbf" + (f / "taper.csv").read_bytes()), None),
     "a UTF-8 BOM on assumptions.toml": (lambda f: (f / "assumptions.toml").write_bytes(
         b"\xef\xbb\xbf" + (f / "assumptions.toml").read_bytes()), None),
+    "an optional file with a header and no rows": (
+        rewrite("trustee_projections.csv", lambda lines: lines[:1]), "trustee_projections.csv: has a header but no rows"),
     "Windows line ends": (lambda f: (f / "libraries.csv").write_bytes((f / "libraries.csv").read_bytes().replace(b"\n", b"\r\n")), None),
 }
 
