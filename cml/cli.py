@@ -28,6 +28,7 @@ from cml.scenarios import (
     check_scenarios_against_inputs,
     load_scenarios,
     parse_overrides,
+    scenario_file_problems,
 )
 
 DEFAULT_INPUTS = Path("inputs")
@@ -203,7 +204,10 @@ def validate(inputs_dir: Path) -> None:
 
         cml validate --inputs inputs
     """
-    inputs, scenarios = load_run(inputs_dir, (), None, ())
+    try:
+        inputs, scenarios = load_run(inputs_dir, (), None, ())
+    except InputError as err:  # every problem at once: scenarios.toml's too, not after the CSVs are fixed
+        raise InputError(list(dict.fromkeys(err.problems + scenario_file_problems(inputs_dir)))) from None
     click.echo(f"{inputs_dir}/: {len(inputs.libraries)} libraries, {len(inputs.accounts)} account rows, "
                f"{len(scenarios)} scenarios: no problems found.")
 

@@ -270,6 +270,21 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
     return [s for s in scenarios if s is not None]
 
 
+def scenario_file_problems(inputs_dir: Path) -> list[Problem]:
+    """What is wrong with ``scenarios.toml`` on its own (against ``assumptions.toml`` only), so that
+    ``cml validate`` reports it beside the CSVs' problems instead of after they are fixed."""
+    from cml.inputs import load_assumptions
+    found: list[Problem] = []
+    assumptions = load_assumptions(Path(inputs_dir) / "assumptions.toml", found)
+    if assumptions is None:
+        return []
+    try:
+        load_scenarios(Path(inputs_dir) / SCENARIO_FILE, assumptions)
+    except InputError as err:
+        return err.problems
+    return []
+
+
 def _scenario(name: str, raw: dict, label: str, assumptions: Assumptions, problems: list[Problem]) -> Scenario | None:
     settings = resolve(name, raw, label, problems)
     if settings is None:

@@ -558,3 +558,15 @@ def test_a_grant_in_a_return_is_located_in_the_return(inputs_dir: Path) -> None:
     book["Reserves"].append(["2021/22", *[float(v) for v in reserves.iloc[0, 2:]]])
     book.save(path)
     assert_refused_like(inputs_dir, "returns/anstey.xlsx[[]Accounts]:*: amount: anstey's council_grant of £17,156.00 in 2021/22")
+
+
+def test_validate_reports_the_scenario_file_beside_the_csvs(inputs_dir: Path) -> None:
+    """All at once: a bad cell and a bad scenario in one run of `cml validate`, each once."""
+    cell("accounts.csv", 2, "amount", "12O")(inputs_dir)
+    path = inputs_dir / "scenarios.toml"
+    path.write_text(path.read_text(encoding="utf-8") + SCENARIOS_REFUSED["inherits given as a list"][0], encoding="utf-8")
+    result = run_cli("validate", "--inputs", str(inputs_dir))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert "accounts.csv:2: amount: '12O' is not a number" in lines
+    assert sum(line.startswith("scenarios.toml: option_9: inherits:") for line in lines) == 1, lines
