@@ -297,9 +297,10 @@ def _csv_records(text: str, label: str, problems: list[Problem], warnings: list[
         problems.append(Problem(label, None, None, "file is empty"))
         return None
     header_row, header = records[0]
-    if len(header) == 1 and header[0].count(";") >= 1:
-        problems.append(Problem(label, header_row, None, f"values are separated by ';', not ',': {SEMICOLON_ADVICE}"))
-        return None
+    for separator, name in ((";", "';'"), ("\t", "tabs")):
+        if len(header) == 1 and separator in header[0]:
+            problems.append(Problem(label, header_row, None, f"values are separated by {name}, not ',': {SEMICOLON_ADVICE}"))
+            return None
     return records
 
 
