@@ -79,6 +79,13 @@ class Chart:
     alt: str
 
 
+def _text(label: object) -> str:
+    """A name from the inputs as literal chart text: matplotlib reads ``$...$`` as mathtext (and a bad
+    formula fails the whole PDF), and hides legend entries that start with ``_``."""
+    text = str(label).replace("$", r"\$")
+    return " " + text if text.startswith("_") else text
+
+
 def _pounds_axis(value: float, _position: int) -> str:
     """Axis ticks in whole pounds, negatives bracketed, exactly as the tables print them."""
     return money(value)
@@ -219,7 +226,7 @@ def income_chart(data: dict, fmt: str = "svg") -> Chart:
     alphas = [1.0 if is_actual else FORECAST_ALPHA for is_actual in actual]
     for (source, amounts), colour in zip(data["income"].items(), cycle(INCOME_COLOURS)):
         ax.bar(positions, amounts, bottom=bottom, color=[to_rgba(colour, a) for a in alphas], width=0.7,
-               label=source, edgecolor="white", linewidth=0.3)
+               label=_text(source), edgecolor="white", linewidth=0.3)
         bottom = [b + a for b, a in zip(bottom, amounts, strict=True)]
     _plot_actual_and_forecast(ax, data["expenditure"], actual, "Spending", "#000000", 1.6, "o")
     return _money_by_year_chart(figure, ax, labels, actual, _income_alt(data), fmt)
@@ -298,7 +305,7 @@ def portfolio_reserves_chart(data: dict, fmt: str = "svg") -> Chart:
         # totals equal an earlier one's shows as a thin line inside a thicker one instead of vanishing.
         ax.plot(range(len(labels)), totals, color=colour, linestyle=style, marker=marker,
                 markersize=3, linewidth=1.2 + 1.8 * (count - i) / count,
-                label=scenario, zorder=2 + i)
+                label=_text(scenario), zorder=2 + i)
     ax.axhline(0, color="#000000", linewidth=0.8)
     _forecast_region(ax, _actual_flags(labels, data["last_actual_year"]))
     _year_axis(ax, labels)

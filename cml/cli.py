@@ -26,7 +26,7 @@ import click
 
 from cml import __version__
 from cml.checks import ModelCheckFailed
-from cml.errors import InputError
+from cml.errors import InputError, summarise
 from cml.inputs import Inputs, load_inputs
 from cml.backtest import run_backtest
 from cml.outputs import write_pack
@@ -42,6 +42,7 @@ from cml.scenarios import (
     check_scenarios_against_inputs,
     load_scenarios,
     parse_overrides,
+    scenario_file_problems,
 )
 
 DEFAULT_INPUTS = Path("inputs")
@@ -101,6 +102,7 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
     library (unless ``--set levers.libraries=[...]`` says otherwise).
     """
     inputs = load_inputs(inputs_dir)
+    click.echo("".join(f"warning: {warning}\n" for warning in inputs.warnings), err=True, nl=False)
     if library_id is not None:
         library_id = match_library(library_id, list(inputs.libraries["library_id"]), library_label)
     overrides = parse_overrides(settings)
@@ -165,8 +167,7 @@ def reports_input_errors(command):
         try:
             return command(*args, **kwargs)
         except InputError as err:
-            for problem in err.problems:
-                click.echo(str(problem), err=True)
+            click.echo("\n".join(summarise(err.problems)), err=True)
             click.echo(f"{len(err.problems)} problem(s) found; nothing was written.", err=True)
             on_command_line = all(problem.file.startswith(COMMAND_LINE_PLACES) for problem in err.problems)
             sys.exit(EXIT_USAGE if on_command_line else EXIT_INPUT)
@@ -346,7 +347,10 @@ def validate(inputs_dir: Path) -> None:
     \b
         cml validate --inputs inputs
     """
-    inputs, scenarios = load_run(inputs_dir, (), None, ())
+    try:
+        inputs, scenarios = load_run(inputs_dir, (), None, ())
+    except InputError as err:  # every problem at once: scenarios.toml's too, not after the CSVs are fixed
+        raise InputError(list(dict.fromkeys(err.problems + scenario_file_problems(inputs_dir)))) from None
     click.echo(f"{inputs_dir}/: {len(inputs.libraries)} libraries, {len(inputs.accounts)} account rows, "
                f"{len(scenarios)} scenarios: no problems found.")
 

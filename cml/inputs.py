@@ -7,10 +7,12 @@ traceback. Nothing downstream re-checks what is checked here.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import math
 import re
 import tomllib
+from collections import Counter
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
@@ -21,7 +23,7 @@ import pandas as pd
 from cml.errors import InputError, Problem
 from cml.fy import fy_label, fy_of_dates, parse_fy
 from cml.returns import SHEET_COLUMNS, ReturnUnreadable, read_return
-from cml.schedule import PAYMENT_TIMINGS
+from cml.schedule import PAYMENT_TIMINGS, apportion_to_financial_years, grant_years
 
 LEASE_TYPES = ("full_repairing", "internal_repairing", "other")
 
@@ -48,6 +50,10 @@ SIDES = ("income", "expenditure")
 FORECAST_METHODS = ("schedule", "one_off", "trend", "ratio", "interest")
 YES_NO = ("yes", "no")
 MAX_MONTHS = 120  # a reserves policy of more than ten years' spending is a typing slip, not a policy
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # invisible in a PDF, and can break the PDF writer
+GRANT_TOLERANCE = 0.01  # the taper and programme grants must give what the accounts show, to 1%
+MAX_LEASE_YEARS = 125  # the longest lease a council grants a community group; 999 would overflow the dates
+MAX_MONEY = 100_000_000  # £100 million: far above any library's figures; 1e308 would overflow the sums to inf
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,7 @@ class Column:
     choices: tuple[str, ...] = ()
     required: bool = True
     minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,7 @@ LIBRARIES = TableSpec(
         Column("original_running_costs", "money"),
         Column("lease_type", "choice", LEASE_TYPES),
         Column("lease_start", "date"),
-        Column("lease_years", "count", minimum=1),
+        Column("lease_years", "count", minimum=1, maximum=MAX_LEASE_YEARS),
         Column("reserves_target_months", "months"),
         Column("illustrative", "choice", YES_NO),
     ),
@@ -203,6 +210,7 @@ class Inputs:
     lease_extensions: pd.DataFrame
     assumptions: Assumptions
     checksums: dict[str, str]
+    warnings: tuple[str, ...] = ()  # what was read leniently (e.g. Excel's "sep=," line), for the CLI to show
 
     @property
     def illustrative(self) -> bool:
@@ -222,8 +230,16 @@ class Inputs:
 # Reading a table as text
 
 
-def read_text_table(path: Path, label: str, problems: list[Problem]) -> pd.DataFrame | None:
-    """Read a CSV as strings, reporting a missing, empty or non-UTF-8 file as a problem."""
+def read_text_table(path: Path, label: str, problems: list[Problem], warnings: list[str] | None = None) -> pd.DataFrame | None:
+    """Read a CSV as strings, reporting a missing, empty, non-UTF-8 or misshapen file as a problem.
+
+    Shapes spreadsheets export are handled explicitly, never guessed at: Excel's ``sep=,`` first
+    line and a trailing comma on every row are accepted with a warning (added to ``warnings``);
+    a file separated by ``;`` (a European locale, with decimal commas) and rows with more values
+    than the header (usually an unquoted thousands comma) are refused, so that no value is ever
+    read into the wrong column.
+    """
+    warnings = [] if warnings is None else warnings
     if not path.exists():
         problems.append(Problem(label, None, None, "file is missing"))
         return None
@@ -237,31 +253,84 @@ def read_text_table(path: Path, label: str, problems: list[Problem]) -> pd.DataF
     if not text.strip():
         problems.append(Problem(label, None, None, "file is empty"))
         return None
-    try:
-        frame = pd.read_csv(StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=False)
-    except pd.errors.ParserError as err:
-        problems.append(_parser_problem(label, str(err)))
+    records = _csv_records(text, label, problems, warnings)
+    if records is None:
         return None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame.index = frame.index + 2  # the line a user sees: header is line 1, blank lines counted
-    frame = frame.apply(lambda col: col.fillna("").astype(str).str.strip())
-    frame = frame[(frame != "").any(axis=1)]
-    repeated = [c for c in frame.columns if re.fullmatch(r"(.+)\.\d+", c) and c.rsplit(".", 1)[0] in frame.columns]
-    problems += [Problem(label, 1, c.rsplit(".", 1)[0], "column appears more than once in the header") for c in repeated]
+    (header_row, header), *body = records
+    header = [cell.strip() for cell in header]
+    width = len(header)
+    if body and all(len(cells) == width + 1 and cells[-1].strip() == "" for _, cells in body):
+        body = [(row, cells[:-1]) for row, cells in body]
+        warnings.append(f"{label}: every row ends with an extra comma (as some spreadsheets export); the empty last value was ignored")
+    while header and header[-1] == "" and all(len(cells) < len(header) or cells[len(header) - 1].strip() == ""
+                                              for _, cells in body):
+        header.pop()
+        body = [(row, cells[:len(header)]) for row, cells in body]
+        warnings.append(f"{label}: the header ends with an empty column; it was ignored")
+    width = len(header)
+    long_rows = [(row, len(cells)) for row, cells in body if len(cells) > width]
+    for row, count in long_rows:
+        problems.append(Problem(label, row, None, f"{count} values where the header has {width}: a number written with a "
+                                "thousands comma (1,228.93) must be in quotes or written without it (1228.93)"))
+    counts = Counter(header)
+    for name in dict.fromkeys(c for c in header if counts[c] > 1):
+        spellings = {c for c in records[0][1] if c.strip() == name}
+        problems.append(Problem(label, header_row, name or "-", "column appears more than once in the header"
+                                + (" (once spaces are trimmed)" if len(spellings) > 1 else "")))
+    if long_rows or any(counts[c] > 1 for c in header):
+        return None
+    frame = pd.DataFrame([(cells + [""] * width)[:width] for _, cells in body], columns=header, dtype=str,
+                         index=pd.Index([row for row, _ in body], dtype=int))
+    frame = frame.apply(lambda col: col.str.strip()) if len(frame) else frame
+    frame = frame[(frame != "").any(axis=1)] if width else frame.iloc[:0]
+    frame.attrs["header_row"] = header_row
     if frame.empty:
-        problems.append(Problem(label, None, None, "file has a header but no rows"))
+        problems.append(Problem(label, None, None, HEADER_ONLY))
         return None
     return frame
 
 
-def _parser_problem(label: str, message: str) -> Problem:
-    """pandas' tokenizer error as a user's message: the line, and the usual cause."""
-    found = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
-    if not found:
-        return Problem(label, None, None, "not a readable CSV file: " + " ".join(message.split()))
-    expected, line, saw = found.groups()
-    return Problem(label, int(line), None, f"{saw} values where the header has {expected}: a number written with a "
-                   "thousands comma (1,228.93) must be in quotes or written without it (1228.93)")
+def _csv_records(text: str, label: str, problems: list[Problem], warnings: list[str]) -> list[tuple[int, list[str]]] | None:
+    """Every non-blank record as (the line it starts on, its values); None after reporting a file
+    cml must not guess at. The first record is the header."""
+    lines = text.splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if line.strip()), 0)
+    offset = 0
+    declared = re.fullmatch(r'"?sep=(.)"?,*\s*', lines[first].strip().lower()) if lines else None
+    if declared:
+        if declared.group(1) != ",":
+            problems.append(Problem(label, first + 1, None, f"the file says its values are separated by "
+                                    f"'{declared.group(1)}': {SEMICOLON_ADVICE}"))
+            return None
+        warnings.append(f"{label}: the first line 'sep=,' (added by Excel) was skipped")
+        offset = first + 1
+    body = "".join(lines[offset:])
+    reader = csv.reader(StringIO(body, newline=""), strict=True)
+    records: list[tuple[int, list[str]]] = []
+    previous = 0
+    try:
+        for cells in reader:
+            start, previous = offset + previous + 1, reader.line_num
+            if any(cell.strip() for cell in cells):
+                records.append((start, cells))
+    except csv.Error as err:
+        problems.append(Problem(label, offset + reader.line_num, None, f"not a readable CSV file: {err} "
+                                "(check the quotes on this line)"))
+        return None
+    if not records:
+        problems.append(Problem(label, None, None, "file is empty"))
+        return None
+    header_row, header = records[0]
+    for separator, name in ((";", "';'"), ("\t", "tabs")):
+        if len(header) == 1 and separator in header[0]:
+            problems.append(Problem(label, header_row, None, f"values are separated by {name}, not ',': {SEMICOLON_ADVICE}"))
+            return None
+    return records
+
+
+HEADER_ONLY = "file has a header but no rows"
+SEMICOLON_ADVICE = ("save it as \"CSV UTF-8 (comma delimited)\" with '.' for pence (a spreadsheet set to a European "
+                    "language writes ';' and decimal commas, which cml does not guess at)")
 
 
 WHERE_FILE, WHERE_ROW = "_file", "_row"  # where each row came from, for messages after tables are merged
@@ -275,7 +344,7 @@ def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list
     """
     missing = [c.name for c in spec.columns if c.required and c.name not in frame.columns]
     for name in missing:
-        problems.append(Problem(label, 1, name, "required column is missing"))
+        problems.append(Problem(label, frame.attrs.get("header_row", 1), name, "required column is missing"))
     if missing:
         return None
     out = pd.DataFrame(index=frame.index)
@@ -293,8 +362,8 @@ def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list
 
 
 def _report(bad: pd.Series, raw: pd.Series, label: str, column: str, reason: str, problems: list[Problem]) -> None:
-    for row in bad[bad].index:
-        value = raw[row]
+    flagged = bad.fillna(False).astype(bool)
+    for row, value in zip(flagged.index[flagged.to_numpy()], raw[flagged].tolist(), strict=True):  # no per-row lookups: files can be huge
         problems.append(Problem(label, int(row), column, reason.format(value=value)))
 
 
@@ -310,15 +379,18 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         _report(bad, raw, label, column.name, "'{value}' is not one of " + ", ".join(column.choices), problems)
         return raw.where(~bad)
     if column.kind in ("money", "number", "count", "percent", "months"):
-        number = pd.to_numeric(raw.str.replace(",", "", regex=False), errors="coerce")
-        not_number = present & ~np.isfinite(number.fillna(np.nan))
-        _report(not_number, raw, label, column.name, "'{value}' is not a number", problems)
-        number = number.where(~not_number)
+        number, not_number = _numbers(raw, present, label, column.name, problems)
+        if column.kind in ("money", "number"):
+            _report(number.abs() > MAX_MONEY, raw, label, column.name, f"'{{value}}' is more than £{MAX_MONEY:,.0f}: money "
+                    "is in pounds, and a figure this size is a typing slip", problems)
+            number = number.where(number.abs() <= MAX_MONEY)
         if column.kind in ("money", "count", "percent", "months"):
             _report(number < 0, raw, label, column.name, "'{value}' must not be negative", problems)
         if column.minimum is not None:
             _report((number >= 0) & (number < column.minimum), raw, label, column.name, f"'{{value}}' must be at least {column.minimum:g}",
                     problems)
+        if column.maximum is not None:
+            _report(number > column.maximum, raw, label, column.name, f"'{{value}}' is more than {column.maximum:g}", problems)
         if column.kind == "percent":
             _report(number > 100, raw, label, column.name, "'{value}' is more than 100 per cent", problems)
         if column.kind == "months":
@@ -340,6 +412,31 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
     raise ValueError(f"unknown column kind {column.kind!r}")
 
 
+THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"  # 1,234.56 or 12,345: the only place a comma may stand
+
+
+def _numbers(raw: pd.Series, present: pd.Series, label: str, column: str,
+             problems: list[Problem]) -> tuple[pd.Series, pd.Series]:
+    """Text to float, refusing anything that could be read as a different number.
+
+    A comma is accepted only between thousands (``1,234.56``); ``5479,93`` (a decimal comma),
+    ``1.860,00`` and ``1,2,3`` are refused rather than read as 547,993 or 1.86.
+    """
+    comma = raw.str.contains(",", regex=False)
+    bad_comma = comma & False
+    cleaned = raw
+    if comma.any():
+        thousands = raw.str.fullmatch(THOUSANDS).fillna(False).astype(bool)
+        bad_comma = present & comma & ~thousands
+        _report(bad_comma, raw, label, column, "'{value}' is not a number: write pence after a '.' and commas only "
+                "between thousands (5479.93 or 5,479.93), never a decimal comma", problems)
+        cleaned = raw.where(~comma, raw.str.replace(",", "", regex=False)).where(~bad_comma, "")
+    number = pd.to_numeric(cleaned, errors="coerce").astype(float)
+    not_number = present & ~bad_comma & ~np.isfinite(number.fillna(np.nan))
+    _report(not_number, raw, label, column, "'{value}' is not a number", problems)
+    return number.where(~(not_number | bad_comma)), not_number | bad_comma
+
+
 def _fy_or_none(label: str) -> int | None:
     try:
         return parse_fy(label)
@@ -349,10 +446,14 @@ def _fy_or_none(label: str) -> int | None:
 
 def _check_duplicates(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list[Problem]) -> None:
     keys = list(spec.key)
-    first_row = frame.index.to_series().groupby([frame[k] for k in keys]).transform("first")
-    for row in frame.index[frame.duplicated(keys, keep="first")]:
-        key = ", ".join(f"{k}={frame.loc[row, k]}" for k in keys)
-        problems.append(Problem(label, int(row), spec.key[-1], f"duplicate row ({key}) repeats row {first_row[row]}"))
+    repeated = frame.duplicated(keys, keep="first").to_numpy()
+    if not repeated.any():
+        return
+    first_row = frame.index.to_series().groupby([frame[k] for k in keys]).transform("first")[repeated].tolist()
+    values = [frame.loc[repeated, k].tolist() for k in keys]
+    for i, row in enumerate(frame.index[repeated]):
+        key = ", ".join(f"{k}={column[i]}" for k, column in zip(keys, values, strict=True))
+        problems.append(Problem(label, int(row), spec.key[-1], f"duplicate row ({key}) repeats row {first_row[i]}"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,7 +467,7 @@ def load_assumptions(path: Path, problems: list[Problem]) -> Assumptions | None:
         problems.append(Problem(label, None, None, "file is missing"))
         return None
     try:
-        raw = tomllib.loads(path.read_bytes().decode("utf-8"))
+        raw = tomllib.loads(path.read_bytes().decode("utf-8-sig"))  # Notepad's UTF-8 adds a BOM
     except UnicodeDecodeError:
         problems.append(Problem(label, None, None, "file is not UTF-8 text"))
         return None
@@ -509,6 +610,9 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     libraries, lines = tables["libraries.csv"], tables["lines.csv"]
     _flag(libraries, ~libraries["library_id"].str.fullmatch(SLUG), "library_id",
           "'{value}' should be lower-case letters, digits and hyphens (e.g. barrow-upon-soar): it names files", problems)
+    for frame, column in ((libraries, "name"), (lines, "label")):
+        _flag(frame, frame[column].str.contains(CONTROL_CHARACTERS), column,
+              "{value!r} contains a control character (a tab, new line or escape): names must be plain text", problems)
     known = set(libraries["library_id"])
     for name in ("accounts.csv", "reserves.csv", "trustee_projections.csv", "lease_extensions.csv"):
         if name in tables:
@@ -544,8 +648,9 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     _flag(one_offs, (one_offs["financial_year"] < first_transfer) | (one_offs["financial_year"] > assumptions.horizon),
           "financial_year", f"{{fy}} is outside the years modelled ({fy_label(int(first_transfer))} to "
           f"{fy_label(assumptions.horizon)}), so this grant would never be paid", problems)
-    _flag(libraries, libraries["transfer_date"] > pd.Timestamp(assumptions.horizon + 1, 3, 31), "transfer_date",
-          f"'{{value}}' is after the forecast horizon {fy_label(assumptions.horizon)}", problems)
+    for column in ("transfer_date", "lease_start"):
+        _flag(libraries, libraries[column] > pd.Timestamp(assumptions.horizon + 1, 3, 31), column,
+              f"'{{value}}' is after the forecast horizon {fy_label(assumptions.horizon)}", problems)
     taper = tables["taper.csv"]
     if sorted(taper["grant_year"].dropna().astype(int)) != list(range(1, len(taper) + 1)):
         problems.append(Problem("taper.csv", None, "grant_year", "grant years must run 1, 2, 3, ... with no gaps"))
@@ -620,6 +725,132 @@ def check_reserves_reconcile(accounts: pd.DataFrame, reserves: pd.DataFrame, lin
           "expenditure in the accounts ({net:,.2f}): they differ by {gap:,.2f}", problems)
 
 
+def check_accounts_start_at_transfer(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
+    """Each library's actual years start in the year it transferred: the model projects every year
+    from the transfer, and a year with no figures would make its reserves unknown (the run would
+    stop on a failed check instead of saying which file is wrong)."""
+    libraries, reserves = tables["libraries.csv"], tables["reserves.csv"]
+    first_actual = reserves.groupby("library_id")["financial_year"].min()
+    first = libraries.assign(transfer_year=fy_of_dates(libraries["transfer_date"]).to_numpy(),
+                             first_actual=libraries["library_id"].map(first_actual))
+    first = first[first["first_actual"].notna()]
+    late = first["first_actual"] > first["transfer_year"]
+    first["gap"] = first["first_actual"] - first["transfer_year"]
+    first["first_fy"] = first["first_actual"].map(lambda y: fy_label(int(y)))
+    first["transfer_fy"] = first["transfer_year"].map(lambda y: fy_label(int(y)))
+    first["missing_to"] = (first["first_actual"] - 1).map(lambda y: fy_label(int(y)))
+    _flag(first, late & (first["gap"] > 2), "transfer_date",
+          "'{value}' ({transfer_fy}) is {gap:.0f} years before {library_id}'s first accounts and reserves "
+          "({first_fy}): check the date, or add the years {transfer_fy} to {missing_to}", problems)
+    starts = reserves.sort_values(["library_id", "financial_year"]).drop_duplicates("library_id")
+    starts = starts.merge(first[late & (first["gap"] <= 2)][["library_id", "transfer_date", "transfer_fy", "missing_to"]])
+    _flag(starts, pd.Series(True, index=starts.index), "financial_year",
+          "{library_id}'s actual years start in {fy}, but it transferred on {transfer_date} ({transfer_fy}): the "
+          "accounts and closing reserves for {transfer_fy} to {missing_to} are missing", problems)
+
+
+def _agrees(a: pd.Series, b: pd.Series, tolerance: float) -> pd.Series:
+    return (a - b).abs() <= np.maximum(tolerance, GRANT_TOLERANCE * np.maximum(a.abs(), b.abs()))
+
+
+def check_grants_against_accounts(tables: dict[str, pd.DataFrame], tolerance: float, problems: list[Problem]) -> None:
+    """The taper and one-off grant percents must give what the accounts show was paid.
+
+    A taper typed as fractions (0.2 for 20%) would cut every forecast grant a hundredfold; where
+    actual years overlap the schedule, the accounts say what the council really paid, so a
+    disagreement beyond ``GRANT_TOLERANCE`` is refused with both figures. A grant year that most
+    libraries disagree on is blamed on its ``taper.csv`` row; a few libraries on their own rows.
+    """
+    libraries, accounts, reserves, lines = (tables[n] for n in ("libraries.csv", "accounts.csv", "reserves.csv", "lines.csv"))
+    taper, one_offs = tables["taper.csv"], tables["one_off_grants.csv"]
+    percents = taper["percent_of_running_costs"]
+    if len(percents) and (percents <= 1).all() and (percents > 0).any():
+        problems.append(Problem("taper.csv", None, "percent_of_running_costs",
+                                f"every percent is 1 or less ({', '.join(f'{p:g}' for p in percents[:7])}): looks like "
+                                "fractions; write 20 for 20%"))
+        return
+    actual = reserves[["library_id", "financial_year"]].rename(columns={"financial_year": "year"})
+    schedule_line = lines.loc[lines["forecast"] == "schedule", "line"].iloc[0]
+    facts = libraries[["library_id", "transfer_date", "original_running_costs"]].assign(
+        **{WHERE_ROW: libraries[WHERE_ROW]})
+    years = grant_years(facts, taper.assign(grant_year=taper["grant_year"].astype(int)))
+    in_advance = apportion_to_financial_years(years, "in_advance")
+    by_days = apportion_to_financial_years(years, "by_days").groupby(["library_id", "year"])["amount"].sum()
+    paid = accounts[accounts["line"] == schedule_line].rename(columns={"financial_year": "year"})
+    paid_sum = paid.groupby(["library_id", "year"])["amount"].sum()
+    compared = (actual.merge(in_advance, how="left", on=["library_id", "year"])
+                .merge(by_days.rename("by_days").reset_index(), how="left", on=["library_id", "year"])
+                .merge(paid_sum.rename("paid").reset_index(), how="left", on=["library_id", "year"]))
+    compared["expected"] = compared["amount"].fillna(0.0)
+    compared[["by_days", "paid"]] = compared[["by_days", "paid"]].fillna(0.0)
+    compared["ok"] = (_agrees(compared["paid"], compared["expected"], tolerance)
+                      | _agrees(compared["paid"], compared["by_days"], tolerance)).to_numpy()
+    percent_of = taper.set_index(taper["grant_year"].astype(int))
+    blamed_years = []
+    for grant_year, rows in compared[compared["grant_year"].notna()].groupby("grant_year"):
+        if len(rows) >= 3 and (~rows["ok"]).sum() > len(rows) / 2:
+            blamed_years.append(grant_year)
+            row = percent_of.loc[int(grant_year)]
+            problems.append(Problem("taper.csv", int(row[WHERE_ROW]), "percent_of_running_costs", (
+                f"{row['percent_of_running_costs']:g}% of running costs gives £{rows['expected'].sum():,.2f} for grant year "
+                f"{int(grant_year)} of the {len(rows)} libraries with accounts for it, but their {schedule_line} lines in "
+                f"accounts.csv show £{rows['paid'].sum():,.2f} ({(~rows['ok']).sum()} disagree by more than "
+                f"{GRANT_TOLERANCE:.0%})")))
+    alone = compared[~compared["ok"] & ~compared["grant_year"].isin(blamed_years)]
+    where = paid.drop_duplicates(["library_id", "year"]).set_index(["library_id", "year"])[[WHERE_FILE, WHERE_ROW]]
+    rows_of = libraries.set_index("library_id")[WHERE_ROW]
+    for item in alone.itertuples():
+        fy = fy_label(int(item.year))
+        facts_row = libraries.loc[libraries["library_id"] == item.library_id].iloc[0]
+        taper_says = (f"grant year {int(item.grant_year)} of the taper gives £{item.expected:,.2f}" if pd.notna(item.grant_year)
+                      else f"the taper gives £0.00 that year ({len(taper)} grant years from the transfer on "
+                      f"{facts_row['transfer_date']:%Y-%m-%d}, of original running costs £{facts_row['original_running_costs']:,.2f})")
+        if (item.library_id, item.year) in where.index:
+            source_file, source_row = where.loc[(item.library_id, item.year)]  # a CSV line or a return's Excel row
+            problems.append(Problem(source_file, int(source_row), "amount", (
+                f"{item.library_id}'s {schedule_line} of £{item.paid:,.2f} in {fy} does not agree with the taper: "
+                f"{taper_says} (taper.csv percent x original_running_costs in libraries.csv)")))
+        else:
+            problems.append(Problem("libraries.csv", int(rows_of[item.library_id]), "original_running_costs", (
+                f"{taper_says} for {item.library_id} in {fy}, but accounts.csv has no {schedule_line} line for that year")))
+    _check_one_offs(one_offs, libraries, actual, accounts, tolerance, problems)
+
+
+def _check_one_offs(one_offs: pd.DataFrame, libraries: pd.DataFrame, actual: pd.DataFrame, accounts: pd.DataFrame,
+                    tolerance: float, problems: list[Problem]) -> None:
+    """Each programme grant against the accounts of the libraries whose actual years include it.
+
+    The same line may also carry other payments (the contingency fund's emergency grants), so a
+    library's accounts may hold more than the programme grant; the row is refused when most
+    libraries' accounts disagree with it, or a library's hold less than it gives."""
+    costs = libraries.set_index("library_id")["original_running_costs"]
+    for _, grant in one_offs.iterrows():
+        year, line, percent = int(grant["financial_year"]), grant["line"], grant["percent_of_running_costs"]
+        ids = actual.loc[actual["year"] == year, "library_id"]
+        if ids.empty:
+            continue
+        in_year = accounts[(accounts["financial_year"] == year) & (accounts["line"] == line)]
+        paid = in_year.groupby("library_id")["amount"].sum().reindex(ids, fill_value=0.0)
+        expected = costs.reindex(ids) * percent / 100.0
+        ok = _agrees(paid, expected, tolerance)
+        fy = fy_label(year)
+        if len(ids) >= 3 and (~ok).sum() > len(ids) / 2:
+            problems.append(Problem(grant[WHERE_FILE], int(grant[WHERE_ROW]), "percent_of_running_costs", (
+                f"{percent:g}% of running costs gives £{expected.sum():,.2f} in {fy} across the {len(ids)} libraries with "
+                f"accounts for that year, but their {line} lines in accounts.csv show £{paid.sum():,.2f}"
+                + (": looks like a fraction; write 20 for 20%" if percent <= 1 else ""))))
+            continue
+        short = ~ok & (paid < expected)
+        where = in_year.drop_duplicates("library_id").set_index("library_id")[[WHERE_FILE, WHERE_ROW]]
+        library_rows = libraries.set_index("library_id")[WHERE_ROW]
+        for library_id in paid.index[short.to_numpy()]:
+            found = library_id in where.index
+            source_file, source_row = where.loc[library_id] if found else ("libraries.csv", library_rows[library_id])
+            problems.append(Problem(source_file, int(source_row), "amount" if found else "original_running_costs", (
+                f"{library_id}'s {line} in {fy} is £{paid[library_id]:,.2f}, less than the programme grant of "
+                f"£{expected[library_id]:,.2f} ({percent:g}% of running costs, one_off_grants.csv) every library received")))
+
+
 # ---------------------------------------------------------------------------------------------
 # Annual returns (Excel): same checks as the CSVs, then they replace the CSV rows they cover
 
@@ -658,7 +889,7 @@ def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[
         try:
             library_id, sheets = read_return(path)
         except ReturnUnreadable as err:
-            problems.append(Problem(label, None, None, str(err)))
+            problems.append(Problem(label if err.sheet is None else f"{label}[{err.sheet}]", err.row, err.column, str(err)))
             continue
         if library_id not in known:
             problems.append(Problem(f"{label}[Library]", 1, "B1", f"'{library_id}' is not a library_id in libraries.csv"))
@@ -687,17 +918,19 @@ def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[
 
 def file_checksums(directory: Path) -> dict[str, str]:
     """SHA-256 of every input file, recorded in ``run.json`` and on every page."""
-    return {
-        str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
-        for path in sorted(directory.rglob("*"))
-        if path.is_file() and not path.name.startswith(".")
-    }
+    checksums = {}
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            with path.open("rb") as handle:  # streamed in chunks: a huge input must not be held in memory twice
+                checksums[str(path.relative_to(directory))] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return checksums
 
 
 def load_inputs(directory: Path) -> Inputs:
     """Read and check every input under ``directory``; raise :class:`InputError` listing all problems."""
     directory = Path(directory)
     problems: list[Problem] = []
+    warnings: list[str] = []
     if not directory.is_dir():
         raise InputError([Problem(str(directory), None, None, "inputs folder does not exist")])
     assumptions = load_assumptions(directory / "assumptions.toml", problems)
@@ -706,7 +939,11 @@ def load_inputs(directory: Path) -> Inputs:
         path = directory / spec.name
         if spec.optional and not path.exists():
             continue
-        raw = read_text_table(path, spec.name, problems)
+        raw = read_text_table(path, spec.name, problems, warnings)
+        if spec.optional and problems and problems[-1] == Problem(spec.name, None, None, HEADER_ONLY):
+            problems.pop()  # an optional file with its header and no rows says "none", like no file
+            warnings.append(f"{spec.name}: has a header but no rows, so it is read as none")
+            continue
         checked = None if raw is None else check_table(raw, spec, spec.name, problems)
         if checked is not None:
             tables[spec.name] = checked
@@ -717,6 +954,9 @@ def load_inputs(directory: Path) -> Inputs:
     if not problems:
         check_coverage(tables, problems)
     if not problems:
+        check_accounts_start_at_transfer(tables, problems)
+    if not problems:
+        check_grants_against_accounts(tables, assumptions.tolerance_pounds, problems)
         check_reserves_reconcile(tables["accounts.csv"], tables["reserves.csv"], tables["lines.csv"],
                                  assumptions.tolerance_pounds, problems)
         problems += [Problem("assumptions.toml", None, key, reason)
@@ -724,10 +964,11 @@ def load_inputs(directory: Path) -> Inputs:
                          tables["reserves.csv"].rename(columns={"financial_year": "year"}), assumptions)]
     if problems or assumptions is None:
         raise InputError(problems)
-    return _as_inputs(tables, assumptions, file_checksums(directory))
+    return _as_inputs(tables, assumptions, file_checksums(directory), tuple(warnings))
 
 
-def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checksums: dict[str, str]) -> Inputs:
+def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checksums: dict[str, str],
+               warnings: tuple[str, ...] = ()) -> Inputs:
     """Give downstream stages plain frames: ``year`` ints instead of labels, clean indexes."""
 
     def plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -754,6 +995,7 @@ def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checks
         lease_extensions=no_extensions if extensions is None else years(extensions),
         assumptions=assumptions,
         checksums=checksums,
+        warnings=warnings,
     )
 
 

@@ -409,7 +409,9 @@ def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series
     libraries["lease_end"] = libraries["library_id"].map(now["lease_end"])
     libraries["lease_years_remaining"] = libraries["library_id"].map(now["lease_years_remaining"]).round(1)
     libraries["last_actual_year"] = libraries["library_id"].map(last_actual).map(fy_label)
-    libraries["last_grant_year"] = libraries["library_id"].map(last_grant_year(schedule)).map(fy_label)
+    last_grant = libraries["library_id"].map(last_grant_year(schedule))
+    no_grant = libraries["library_id"].map(first_years(libraries))  # running costs of 0: "ended" in the transfer year
+    libraries["last_grant_year"] = last_grant.fillna(no_grant).astype(int).map(fy_label)
     return libraries
 
 

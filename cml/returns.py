@@ -23,7 +23,17 @@ SHEET_COLUMNS = {
 
 
 class ReturnUnreadable(Exception):
-    """The file is not a workbook, or lacks the sheets a return must have."""
+    """The file is not a workbook, is damaged, or lacks the sheets or headings a return must have.
+
+    ``sheet``, ``row`` and ``column`` say where, when the fault is in one place."""
+
+    def __init__(self, message: str, sheet: str | None = None, row: int | None = None, column: str | None = None):
+        super().__init__(message)
+        self.sheet, self.row, self.column = sheet, row, column
+
+
+DAMAGED = ("the workbook is damaged or not a real .xlsx ({error}): open it in Excel, check the figures "
+           "and save it again as an Excel Workbook (.xlsx)")
 
 
 def _cell_text(value: object) -> str:
@@ -40,6 +50,8 @@ def read_return(path: Path) -> tuple[str, dict[str, pd.DataFrame]]:
         book = load_workbook(path, read_only=True, data_only=True)
     except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as err:
         raise ReturnUnreadable(f"not an Excel workbook (.xlsx): {err}") from err
+    except Exception as err:  # a damaged file fails deep in zipfile, zlib or the XML parser, with any error
+        raise ReturnUnreadable(DAMAGED.format(error=f"{type(err).__name__}: {err}")) from err
     try:
         missing = [s for s in (LIBRARY_SHEET, *SHEET_COLUMNS) if s not in book.sheetnames]
         if missing:
@@ -52,6 +64,10 @@ def read_return(path: Path) -> tuple[str, dict[str, pd.DataFrame]]:
         for name in SHEET_COLUMNS:
             sheets[name] = _sheet_as_text(book[name], name)
         return library_id, sheets
+    except ReturnUnreadable:
+        raise
+    except Exception as err:  # read-only sheets are parsed lazily, so damage inside a sheet shows up here
+        raise ReturnUnreadable(DAMAGED.format(error=f"{type(err).__name__}: {err}")) from err
     finally:
         book.close()
 
@@ -65,7 +81,11 @@ def _sheet_as_text(sheet, name: str) -> pd.DataFrame:
     header_row = min(rows)
     header = rows.pop(header_row)
     if header_row != 1 or not set(SHEET_COLUMNS[name]) & set(header):
-        raise ReturnUnreadable(f"sheet {name} should start with a header row: {', '.join(SHEET_COLUMNS[name])}")
+        raise ReturnUnreadable(f"sheet {name} should start with a header row: {', '.join(SHEET_COLUMNS[name])}", name, header_row)
+    repeated = [c for c in dict.fromkeys(header) if c and header.count(c) > 1]
+    if repeated:
+        raise ReturnUnreadable(f"column heading '{repeated[0]}' appears more than once in the header: keep one column "
+                               "of each", name, 1, repeated[0])
     width = len(header)
     body = {number: (values + [""] * width)[:width] for number, values in rows.items()}
     return pd.DataFrame.from_dict(body, orient="index", columns=header, dtype=str)

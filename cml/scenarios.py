@@ -9,6 +9,7 @@ this module only knows each setting's type and range, never a scenario's name.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,15 @@ import pandas as pd
 
 from cml.errors import InputError, Problem
 from cml.fy import fy_label, parse_fy
-from cml.inputs import KNOWN_SETTINGS, Assumptions, Inputs, assumptions_from_dict, forecast_window_problems
+from cml.inputs import (
+    CONTROL_CHARACTERS,
+    KNOWN_SETTINGS,
+    MAX_MONEY,
+    Assumptions,
+    Inputs,
+    assumptions_from_dict,
+    forecast_window_problems,
+)
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,8 @@ def check_value(key: str, value: Any) -> str | None:
             return f"{value!r} should be a {'whole number' if kind == 'int' else 'number'}"
         if not math.isfinite(value):
             return f"{value!r} should be a finite number"
+        if setting is MONEY and value > MAX_MONEY:
+            return f"{value!r} is more than £{MAX_MONEY:,.0f}: money is in pounds, and a figure this size is a typing slip"
         if setting.minimum is not None and value < setting.minimum:
             return f"{value!r} is below the minimum {setting.minimum}"
         if setting.maximum is not None and value > setting.maximum:
@@ -147,6 +158,14 @@ def check_value(key: str, value: Any) -> str | None:
             amount = row.get("amount", row.get("cost"))
             if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount) or amount < 0:
                 return f"entry {index}: {amount!r} should be a number of pounds, not negative"
+            if amount > MAX_MONEY:
+                return f"entry {index}: {amount!r} is more than £{MAX_MONEY:,.0f}, a typing slip"
+        if key == "fund.top_ups":
+            years = [row["financial_year"] for row in value]
+            repeated = next((i for i, year in enumerate(years) if year in years[:i]), None)
+            if repeated is not None:
+                return (f"entry {repeated + 1}: {years[repeated]} repeats entry {years.index(years[repeated]) + 1}: "
+                        "one top-up per year (add the amounts together)")
         return None
     raise ValueError(f"unknown setting kind {kind}")
 
@@ -159,6 +178,8 @@ def resolve(name: str, raw: dict[str, dict], label: str, problems: list[Problem]
         return None
     own = raw[name]
     parent = own.get("inherits")
+    if not isinstance(parent, str | None):
+        return None  # reported by load_scenarios
     if parent is None:
         return dict(own)
     if parent not in raw:
@@ -172,13 +193,53 @@ def resolve(name: str, raw: dict[str, dict], label: str, problems: list[Problem]
     return merged
 
 
+def label_of(name: str) -> str:
+    """How a scenario's name reads in the pack (the same rule as ``cml.render.readable``)."""
+    return name.replace("_", " ").capitalize()
+
+
+def _name_problems(raw: dict[str, dict], label: str) -> list[Problem]:
+    """Names, parents and descriptions a reader can tell apart: text without control characters
+    (a PDF worker must not choke on them), ``inherits`` one name, no two scenarios that read alike."""
+    problems = []
+    for name, table in raw.items():
+        if CONTROL_CHARACTERS.search(name) or not name.strip():
+            problems.append(Problem(label, None, repr(name), "a scenario name must be visible text without control "
+                                    "characters (tabs, new lines, escapes)"))
+        parent = table.get("inherits")
+        if parent is not None and not isinstance(parent, str):
+            problems.append(Problem(label, None, f"{name}: inherits", f"{parent!r} should be the name of one scenario "
+                                    'in quotes, e.g. inherits = "baseline"'))
+        description = table.get("description")
+        if description is not None and (not isinstance(description, str) or not description.strip()
+                                        or CONTROL_CHARACTERS.search(description)):
+            problems.append(Problem(label, None, f"{name}: description", f"{description!r} should be one line of text "
+                                    "in quotes, without control characters"))
+    by_label: dict[str, str] = {}
+    by_description: dict[str, str] = {}
+    for name, table in raw.items():
+        readable = label_of(name).casefold()
+        if readable in by_label:
+            problems.append(Problem(label, None, name, f"reads as '{label_of(name)}' in the pack, the same as "
+                                    f"scenario '{by_label[readable]}': rename one"))
+        by_label.setdefault(readable, name)
+        description = table.get("description")
+        if isinstance(description, str):
+            key = " ".join(description.split()).casefold()
+            if key in by_description:
+                problems.append(Problem(label, None, f"{name}: description", f"is the same as the description of "
+                                        f"'{by_description[key]}': say what this scenario changes"))
+            by_description.setdefault(key, name)
+    return problems
+
+
 def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, Any] | None = None) -> list[Scenario]:
     """Every scenario in the file, checked: unknown keys, bad types or ranges, missing or cyclic parents."""
     label = path.name
     if not path.exists():
         raise InputError([Problem(label, None, None, "file is missing")])
     try:
-        document = tomllib.loads(path.read_bytes().decode("utf-8"))
+        document = tomllib.loads(path.read_bytes().decode("utf-8-sig"))  # a BOM from Notepad is harmless
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
         raise InputError([Problem(label, None, None, f"not valid UTF-8 TOML: {err}")]) from err
     raw = {name: flatten(table) for name, table in document.items() if isinstance(table, dict)}
@@ -189,6 +250,7 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
     if BASELINE not in raw:
         problems.append(Problem(label, None, BASELINE, f"the file must define a [{BASELINE}] scenario that names every setting"))
         raise InputError(problems)
+    problems += _name_problems(raw, label)
     for name, table in raw.items():
         for key, value in table.items():
             if key in ("inherits", "description"):
@@ -209,6 +271,21 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
     if problems:
         raise InputError(list(dict.fromkeys(problems)))
     return [s for s in scenarios if s is not None]
+
+
+def scenario_file_problems(inputs_dir: Path) -> list[Problem]:
+    """What is wrong with ``scenarios.toml`` on its own (against ``assumptions.toml`` only), so that
+    ``cml validate`` reports it beside the CSVs' problems instead of after they are fixed."""
+    from cml.inputs import load_assumptions
+    found: list[Problem] = []
+    assumptions = load_assumptions(Path(inputs_dir) / "assumptions.toml", found)
+    if assumptions is None:
+        return []
+    try:
+        load_scenarios(Path(inputs_dir) / SCENARIO_FILE, assumptions)
+    except InputError as err:
+        return err.problems
+    return []
 
 
 def _scenario(name: str, raw: dict, label: str, assumptions: Assumptions, problems: list[Problem]) -> Scenario | None:
@@ -282,6 +359,17 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
         last_actual = latest if cutoff is None else latest.clip(upper=cutoff)
         horizon = scenario.assumptions.horizon
 
+        opening = parse_fy(scenario["fund.opening_year"])
+        for index, row in enumerate(scenario["fund.top_ups"], start=1):
+            if not opening <= parse_fy(row["financial_year"]) <= horizon:
+                problems.append(Problem(label, None, where + "fund.top_ups", (
+                    f"entry {index}: {row['financial_year']} is outside the fund's years ({fy_label(opening)}, when it "
+                    f"opens, to the horizon {fy_label(horizon)}): the top-up would never be paid in")))
+        closure = scenario["shocks.closure_year"]
+        if closure and scenario["shocks.closure_weeks"] > 0 and not last_actual.min() < parse_fy(closure) <= horizon:
+            problems.append(Problem(label, None, where + "shocks.closure_year", (
+                f"{closure} is not a forecast year for any library (forecasts run from "
+                f"{fy_label(int(last_actual.min()) + 1)} to {fy_label(horizon)}): the closure would be ignored")))
         problems += [Problem(label, None, where + "levers.libraries", f"'{lib}' is not a library_id in libraries.csv")
                      for lib in scenario["levers.libraries"] if lib not in known]
         for key in ("shocks.business_grants", "shocks.building_failures", "shocks.council_income_cuts"):
