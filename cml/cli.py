@@ -25,10 +25,10 @@ from pathlib import Path
 import click
 
 from cml import __version__
+from cml.backtest import run_backtest
 from cml.checks import ModelCheckFailed
 from cml.errors import InputError, summarise
 from cml.inputs import Inputs, load_inputs
-from cml.backtest import run_backtest
 from cml.outputs import write_pack
 from cml.pack import FULL, ONE_LIBRARY, OutputsError, OutputsFolder
 from cml.projection import Forecast, build_forecast

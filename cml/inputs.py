@@ -379,7 +379,7 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         _report(bad, raw, label, column.name, "'{value}' is not one of " + ", ".join(column.choices), problems)
         return raw.where(~bad)
     if column.kind in ("money", "number", "count", "percent", "months"):
-        number, not_number = _numbers(raw, present, label, column.name, problems)
+        number, _not_number = _numbers(raw, present, label, column.name, problems)
         if column.kind in ("money", "number"):
             _report(number.abs() > MAX_MONEY, raw, label, column.name, f"'{{value}}' is more than £{MAX_MONEY:,.0f}: money "
                     "is in pounds, and a figure this size is a typing slip", problems)

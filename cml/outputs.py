@@ -132,9 +132,9 @@ def workbook_notes(forecast: Forecast, inputs: Inputs, info: dict, inputs_dir: P
     notes = [("Run", "cml version", str(info["version"])), ("Run", "Run at (UTC)", str(info["run_at"])),
              ("Run", "Inputs SHA-256", str(info["inputs_sha256"])),
              ("Run", "Illustrative data", "yes: made-up accounts" if info["illustrative"] else "no"),
-             ("Run", "Latest accounts", f"{info['latest_accounts_year']} (year to {info['latest_accounts_year_end']}; "
+             ("Run", "Latest accounts", (f"{info['latest_accounts_year']} (year to {info['latest_accounts_year_end']}; "
                                         f"{info['months_since_accounts']} months before this run"
-                                        f"{': OLD, ask for newer accounts' if info['accounts_stale'] else ''})")]
+                                        f"{': OLD, ask for newer accounts' if info['accounts_stale'] else ''})"))]
     for row in forecast.scenarios.itertuples(index=False):
         parent = getattr(row, "inherits", None)
         inherits = f" (inherits {parent})" if isinstance(parent, str) and parent else ""

@@ -9,7 +9,6 @@ this module only knows each setting's type and range, never a scenario's name.
 from __future__ import annotations
 
 import math
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
