@@ -592,6 +592,7 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
 # Cross-file checks: every row reported where it came from (a CSV line or a return's Excel row)
 
 SLUG = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+MAX_NAME_CHARACTERS = 80  # longer names run off a briefing's title and page footer
 MAX_FORECAST_YEARS = 30  # beyond this a trend forecast means nothing, and costs grown for centuries overflow
 
 
@@ -600,6 +601,7 @@ def _flag(frame: pd.DataFrame, bad: pd.Series, column: str, reason: str, problem
     for _, row in frame[bad].iterrows():
         values = {k: (v.strftime("%Y-%m-%d") if isinstance(v, pd.Timestamp) else v) for k, v in row.items()}
         values["value"] = values[column]
+        values["value_length"] = len(str(values[column]))
         if "financial_year" in values and pd.notna(values["financial_year"]):
             values["fy"] = fy_label(int(values["financial_year"]))
         problems.append(Problem(row[WHERE_FILE], int(row[WHERE_ROW]), column, reason.format(**values)))
@@ -613,6 +615,11 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     for frame, column in ((libraries, "name"), (lines, "label")):
         _flag(frame, frame[column].str.contains(CONTROL_CHARACTERS), column,
               "{value!r} contains a control character (a tab, new line or escape): names must be plain text", problems)
+    _flag(libraries, libraries["name"].str.len() > MAX_NAME_CHARACTERS, "name",
+          f"is {{value_length}} characters long: a library's name must fit a briefing's title "
+          f"({MAX_NAME_CHARACTERS} at most)", problems)
+    _flag(libraries, libraries["library_id"].str.len() > MAX_NAME_CHARACTERS, "library_id",
+          f"is longer than {MAX_NAME_CHARACTERS} characters: it names the briefing's file", problems)
     known = set(libraries["library_id"])
     for name in ("accounts.csv", "reserves.csv", "trustee_projections.csv", "lease_extensions.csv"):
         if name in tables:

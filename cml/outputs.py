@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from cml import __version__
-from cml.fy import fy_end, fy_label
+from cml.fy import fy_end, fy_label, parse_fy
 from cml.inputs import Inputs
 from cml.pack import FULL, OutputsError, OutputsFolder
 from cml.projection import Forecast, comparison_years, option_comparison
@@ -102,12 +102,16 @@ def scenario_comparison(forecast: Forecast) -> pd.DataFrame:
 
 
 def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
-    """The frames written as CSV and as workbook sheets, in the order an officer reads them."""
+    """The frames written as CSV and as workbook sheets, in the order an officer reads them. The
+    tables a reader quotes (options, scenarios, summary) say which accounts they start from."""
+    accounts_to = forecast.libraries.set_index("library_id")["last_actual_year"]
+    summary = forecast.summary[SUMMARY_COLUMNS].fillna({"run_out_year": NOT_REACHED, "run_out_year_supported": NOT_REACHED})
+    scenarios = scenario_comparison(forecast)
     return {
-        "options": option_comparison(forecast).fillna({"fund_exhausted_in": NOT_WITHIN_HORIZON}),
-        "scenarios": scenario_comparison(forecast),
-        "summary": forecast.summary[SUMMARY_COLUMNS].fillna({"run_out_year": NOT_REACHED,
-                                                              "run_out_year_supported": NOT_REACHED}),
+        "options": option_comparison(forecast).fillna({"fund_exhausted_in": NOT_WITHIN_HORIZON}).assign(
+            accounts_to=min(accounts_to, key=parse_fy)),
+        "scenarios": scenarios.assign(accounts_to=scenarios["library_id"].map(accounts_to)),
+        "summary": summary.assign(accounts_to=summary["library_id"].map(accounts_to)),
         "portfolio": forecast.portfolio[PORTFOLIO_COLUMNS],
         "fund": forecast.claims[FUND_COLUMNS],
         "fund_ledger": forecast.fund[FUND_LEDGER_COLUMNS],

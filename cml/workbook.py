@@ -138,6 +138,7 @@ COLUMNS: dict[str, Column] = {
     "short_of_security": Column("Short of funders' 10-year security"),
     "other_grants_factor": Column("Other grants as a multiple of their base", "number"),
     "cutoff": Column("Cut-off: accounts to"),
+    "accounts_to": Column("Latest accounts used"),
     "target_year": Column("Year forecast"),
     "horizon": Column("Years ahead", "count"),
     "method": Column("Forecast method"),

@@ -573,3 +573,16 @@ def test_validate_reports_the_scenario_file_beside_the_csvs(inputs_dir: Path) ->
     lines = result.output.splitlines()
     assert "accounts.csv:2: amount: '12O' is not a number" in lines
     assert sum(line.startswith("scenarios.toml: option_9: inherits:") for line in lines) == 1, lines
+
+
+def test_a_name_too_long_for_a_briefing_is_refused(inputs_dir: Path) -> None:
+    """A 5,000-character name would run off the page (and make a six-page briefing): refused."""
+    path = inputs_dir / "libraries.csv"
+    lines = path.read_text("utf-8").splitlines()
+    first = lines[1].split(",")
+    first[1] = "A" * 5000
+    lines[1] = ",".join(first)
+    path.write_text("\n".join(lines) + "\n", "utf-8")
+    with pytest.raises(InputError) as err:
+        load_inputs(inputs_dir)
+    assert "libraries.csv:2: name: is 5000 characters long" in str(err.value)
