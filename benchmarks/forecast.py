@@ -28,7 +28,7 @@ INPUTS = Path(__file__).resolve().parents[1] / "inputs"
 def replicate(copies: int, folder: Path) -> Path:
     """A copy of the shipped inputs with every library repeated ``copies`` times under new ids."""
     shutil.copytree(INPUTS, folder, dirs_exist_ok=True)
-    for name in ("libraries.csv", "accounts.csv", "reserves.csv", "trustee_projections.csv"):
+    for name in ("libraries.csv", "accounts.csv", "reserves.csv", "trustee_projections.csv", "lease_extensions.csv"):
         frame = pd.read_csv(INPUTS / name, dtype=str, keep_default_na=False)
         parts = [frame.assign(library_id=frame["library_id"] + ("" if i == 0 else f"-{i}")) for i in range(copies)]
         pd.concat(parts).to_csv(folder / name, index=False)

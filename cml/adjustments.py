@@ -179,7 +179,8 @@ def lease_path(libraries: pd.DataFrame, extensions: pd.DataFrame, grid: pd.DataF
         recorded = recorded_years_added(extensions, ids, year).where(~forecast, 0)
         added = recorded + new_lease.astype(int) * scenario["lease.new_lease_years"] \
             + rollover.astype(int) * scenario["lease.extension_years"]
-        end = add_years(end, added)
+        if added.any():  # add_years is slow; most years nobody extends
+            end = add_years(end, added)
         extended = added > 0
         kind = np.select([new_lease, rollover, recorded > 0], ["new lease", "extension", "recorded"], "")
         rows.append(pd.DataFrame({"library_id": ids.to_numpy(), "year": year,

@@ -176,7 +176,10 @@ def _pay(needs: dict[str, pd.Series], months: pd.Series, drawn: pd.Series, cap_c
     """Claims of the given kinds, in :data:`CLAIM_ORDER` then fewest months of cover first."""
     parts = [pd.DataFrame({"library_id": amounts.index, "kind": kind, "claimed": amounts.to_numpy(dtype=float)})
              for kind, amounts in needs.items() if len(amounts)]
-    claims = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["library_id", "kind", "claimed"])
+    if not parts:  # most years have no claim at all: skip the sorting and capping
+        return pd.DataFrame({c: pd.Series(dtype=object if c in ("library_id", "kind") else float)
+                             for c in CLAIM_COLUMNS if c != "year"}), balance
+    claims = pd.concat(parts, ignore_index=True)
     claims = claims[claims["claimed"] > 0].astype({"claimed": float})
     claims["order"] = claims["kind"].map(CLAIM_ORDER.index)
     claims["months_of_cover"] = claims["library_id"].map(months).fillna(np.inf)
