@@ -339,3 +339,17 @@ def test_old_accounts_are_named_on_every_page(scenario_forecast, tmp_path):
     fresh = job_html(Job("briefing.html", briefing_context(scenario_forecast, "anstey", {**info, "accounts_stale": False}),
                          tmp_path / "b.pdf"))
     assert "Old accounts." not in fresh
+
+
+def test_a_failure_after_the_library_has_run_out_is_explained(scenario_forecast, tmp_path):
+    """Kibworth runs out in 2024/25; its £25,000 failure in 2027/28 is not claimed, and its briefing says why."""
+    from cml.render import Job, briefing_context, job_html
+
+    info = {"version": "x", "run_at": "2025-11-24T07:00:00+00:00", "inputs_sha256": "0" * 64, "illustrative": True,
+            "latest_accounts_year": "2023/24", "latest_accounts_year_end": "2024-03-31", "months_since_accounts": 19,
+            "accounts_stale": False}
+    context = briefing_context(scenario_forecast, "kibworth", info)
+    failures = next(s for s in context["scenarios"] if s["label"] == "Building failures")
+    assert failures["claims"]["claimed"] == 0 and failures["own_failures"]
+    html = job_html(Job("briefing.html", context, tmp_path / "k.pdf"))
+    assert "The fund pays nothing towards it: the library's free reserves have run out in 2024/25" in html
