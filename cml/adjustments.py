@@ -62,23 +62,6 @@ def apply_levers(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, li
     return lines
 
 
-def take_from_self_generated(lines: pd.DataFrame, hit: pd.Series, loss: pd.Series) -> tuple[pd.DataFrame, pd.Series]:
-    """Take ``loss`` (indexed like ``hit``'s group keys: ``library_id, year`` or ``year``) from the
-    self-generated lines flagged by ``hit``, pro rata to each line and never below nil.
-
-    Returns the lines and the amount actually taken per row.
-    """
-    lines = lines.copy()
-    income = lines.loc[hit, "amount"]
-    keys = [lines.loc[hit, k] for k in loss.index.names]
-    total = income.groupby(keys).transform("sum")
-    wanted = pd.Series(loss.reindex(pd.MultiIndex.from_arrays(keys) if len(keys) > 1 else keys[0]).to_numpy(),
-                       index=income.index)
-    taken = (wanted * income / total.where(total > 0)).fillna(0.0).clip(upper=income)
-    lines.loc[hit, "amount"] = income - taken
-    return lines, taken
-
-
 def apply_closure(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
     """A closure like Covid's: ``weekly_loss`` across all libraries, shared by self-generated income.
 
@@ -91,9 +74,14 @@ def apply_closure(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -
         return lines
     start = parse_fy(scenario["shocks.closure_year"])
     weeks = [scenario["shocks.closure_weeks"]] + [52.0 * share for share in scenario["shocks.recovery"]]
-    loss = pd.Series({start + i: scenario["shocks.weekly_loss"] * w for i, w in enumerate(weeks)}).rename_axis("year")
-    hit = forecast_rows(lines, grid) & (lines["group"] == SELF_GENERATED) & lines["year"].isin(loss.index)
-    return take_from_self_generated(lines, hit, loss)[0]
+    loss_by_year = {start + i: scenario["shocks.weekly_loss"] * w for i, w in enumerate(weeks)}
+    lines = lines.copy()
+    hit = forecast_rows(lines, grid) & (lines["group"] == SELF_GENERATED) & lines["year"].isin(loss_by_year)
+    income = lines.loc[hit, "amount"]
+    year_total = income.groupby(lines.loc[hit, "year"]).transform("sum")
+    loss = lines.loc[hit, "year"].map(loss_by_year) * income / year_total.where(year_total > 0)
+    lines.loc[hit, "amount"] = (income - loss.fillna(0.0)).clip(lower=0.0)
+    return lines
 
 
 def apply_income_cuts(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> tuple[pd.DataFrame, pd.DataFrame]:

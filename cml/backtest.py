@@ -27,7 +27,6 @@ from cml.inputs import Inputs
 from cml.projection import first_years, project_scenario
 from cml.scenarios import Scenario
 
-METHODS = ("cml", "flat", "three_year_trend")
 BACKTEST_COLUMNS = ["method", "cutoff", "target_year", "horizon", "library_id", "covid_target", "forecast", "actual",
                     "error", "forecast_red", "actual_red"]
 
@@ -72,17 +71,17 @@ def naive_forecasts(free: pd.Series, cutoff: int, targets: list[int]) -> pd.Data
     return pd.concat(rows, ignore_index=True)
 
 
-def run_backtest(inputs: Inputs, baseline: Scenario, red_below_months: float | None = None) -> Backtest:
+def run_backtest(inputs: Inputs, baseline: Scenario, full_run: pd.DataFrame) -> Backtest:
     """Re-run the status quo from every cut-off and score it and the naive forecasts against the accounts.
 
     Only libraries with a full year of accounts at the cut-off are scored (a part-year base would
-    test the transfer, not the method). ``actual_red`` uses the RAG of the full-accounts run.
+    test the transfer, not the method). ``actual_red`` uses the RAG of ``full_run``, the status
+    quo's projection from all the accounts (``library_id, year, rag``), which the run already made.
     """
     free = actual_free_reserves(inputs)
     last = int(inputs.reserves["year"].max())
     transfer = first_years(inputs.libraries)
-    actual_run = project_scenario(inputs, baseline).projection.set_index(["library_id", "year"])
-    actual_red = actual_run["rag"] == "Red"
+    actual_red = full_run.set_index(["library_id", "year"])["rag"] == "Red"
     abnormal = set(inputs.assumptions.abnormal_years)
     frames = []
     for cutoff in cutoffs(inputs):
@@ -130,15 +129,6 @@ def red_flags(rows: pd.DataFrame) -> pd.DataFrame:
         "false_alarms": int((~g["actual_red"] & g["forecast_red"].fillna(False)).sum()),
     }), include_groups=False)
     return table.reset_index()
-
-
-def verdict(scores: pd.DataFrame) -> dict:
-    """Whether cml's forecast beats both naive ones on normal-year targets, horizon by horizon."""
-    normal = scores[~scores["covid_target"]].pivot(index="horizon", columns="method", values="mean_absolute_error")
-    beats = (normal["cml"] < normal[["flat", "three_year_trend"]].min(axis=1))
-    return {"horizons": [int(h) for h in normal.index], "beats_naive": [bool(b) for b in beats],
-            "all": bool(beats.all()), "cml": normal["cml"].tolist(), "flat": normal["flat"].tolist(),
-            "three_year_trend": normal["three_year_trend"].tolist()}
 
 
 def describe_cutoffs(rows: pd.DataFrame) -> str:

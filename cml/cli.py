@@ -82,7 +82,8 @@ def with_backtest(forecast: Forecast, inputs: Inputs, scenarios: list[Scenario])
     """The forecast with the backtest of its status quo against the accounts (``backtest.csv`` and
     the portfolio report's section on how far such forecasts can be trusted)."""
     baseline = next(s for s in scenarios if s.name == BASELINE)
-    return dataclasses.replace(forecast, backtest=run_backtest(inputs, baseline))
+    full_run = forecast.projection[forecast.projection["scenario"] == BASELINE]
+    return dataclasses.replace(forecast, backtest=run_backtest(inputs, baseline, full_run))
 
 
 def inputs_option(command):

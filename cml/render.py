@@ -315,7 +315,6 @@ def _lease(library: dict, forecast: Forecast) -> dict:
         "threshold_years": settings["lease.threshold_years"],
         "extension_fees": settings["lease.library_fees"],
         "extended_in": path.loc[path["fees"] > 0, "financial_year"].tolist(),
-        "new_lease": False,
         "short_in": year_ranges(path.loc[path["short_of_security"], "financial_year"].tolist()),
         "grants_lost_share": settings["funders.other_grants_lost_share"],
         "recorded": _records(forecast.lease_extensions[forecast.lease_extensions["library_id"] == library["library_id"]][

@@ -349,6 +349,7 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
     year would be silently ignored, as the accounts already say what happened)."""
     problems: list[Problem] = []
     known = set(inputs.libraries["library_id"])
+    self_generated = set(inputs.lines.loc[inputs.lines["group"] == "self_generated", "line"])
     latest = inputs.reserves.groupby("library_id")["year"].max()
     for scenario in scenarios:
         label, where = ("--set", "") if scenario.name == WHAT_IF else (SCENARIO_FILE, f"{scenario.name}: ")
@@ -382,7 +383,6 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
                 else:
                     continue
                 problems.append(Problem(label, None, where + key, reason))
-        self_generated = set(inputs.lines.loc[inputs.lines["group"] == "self_generated", "line"])
         problems += [Problem(label, None, where + "shocks.council_income_cuts",
                              f"entry {index}: line {row['line']!r} is not a self-generated income line of lines.csv")
                      for index, row in enumerate(scenario["shocks.council_income_cuts"], start=1)

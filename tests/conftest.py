@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,14 @@ from cml.projection import build_forecast
 from cml.scenarios import SCENARIO_FILE, load_scenarios
 
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
+
+
+@pytest.fixture
+def inputs_dir(tmp_path: Path) -> Path:
+    """A private copy of the shipped inputs that a test may break."""
+    target = tmp_path / "inputs"
+    shutil.copytree(SHIPPED, target)
+    return target
 
 
 @pytest.fixture(scope="session")

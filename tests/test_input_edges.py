@@ -17,13 +17,6 @@ from cml.inputs import load_inputs
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
 
 
-@pytest.fixture
-def inputs_dir(tmp_path: Path) -> Path:
-    target = tmp_path / "inputs"
-    shutil.copytree(SHIPPED, target)
-    return target
-
-
 def rewrite(name: str, change: Callable[[list[str]], list[str]]) -> Callable[[Path], None]:
     """Apply ``change`` to the lines (without line ends) of one input file."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from fnmatch import fnmatch
 from pathlib import Path
@@ -16,14 +15,6 @@ from cml.inputs import Inputs, load_inputs
 from cml.returns import write_template
 
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
-
-
-@pytest.fixture
-def inputs_dir(tmp_path: Path) -> Path:
-    """A private copy of the shipped inputs that a test may break."""
-    target = tmp_path / "inputs"
-    shutil.copytree(SHIPPED, target)
-    return target
 
 
 def edit_line(name: str, line_number: int, old: str, new: str) -> Callable[[Path], None]:
