@@ -1,7 +1,11 @@
 """The contingency fund and the year-by-year roll-forward of free reserves (stage 5).
 
 Everything that depends on last year's balance happens here, one year at a time and vectorised
-across libraries: bank interest on the opening balance, the fund's claims, and free reserves.
+over **draws x libraries**: bank interest on the opening balance, the fund's claims, and free
+reserves. The fund links libraries within a year (one library's claim leaves less for the others
+in that future), so the loop is over years only. The central forecast is one draw with no
+shocks (:func:`roll_forward`, which turns the arrays back into frames); the simulation
+(:mod:`cml.simulation`) runs the same :func:`roll` over thousands of draws.
 
 The fund is for emergencies (seed 000 para 15). Each forecast year its claims are met in this
 order until it runs dry:
@@ -39,157 +43,251 @@ from cml.scenarios import Scenario
 
 CLAIM_ORDER = ("programme", "building_failure", "income_cut", "reserves_floor")
 DISCRETIONARY = "reserves_floor"  # the one kind that is support, not an emergency
-CLAIM_COLUMNS = ["library_id", "year", "kind", "claimed", "paid", "unmet_over_caps", "unmet_fund_empty"]
-LEDGER_COLUMNS = ["year", "opening", "top_ups", "payments", "closing", "unmet_over_caps", "unmet_fund_empty"]
+EMERGENCIES = CLAIM_ORDER[:3]
+CLAIM_FIELDS = ("claimed", "paid", "unmet_over_caps", "unmet_fund_empty")
+CLAIM_COLUMNS = ["library_id", "year", "kind", *CLAIM_FIELDS]
+LEDGER_FIELDS = ("opening", "top_ups", "payments", "closing", "unmet_over_caps", "unmet_fund_empty")
+LEDGER_COLUMNS = ["year", *LEDGER_FIELDS]
+
+
+@dataclass(frozen=True)
+class FundRules:
+    """The fund's settings for one scenario (``fund.*`` in scenarios.toml) and the bank rate."""
+
+    opening_year: int
+    opening_balance: float
+    top_ups: dict[int, float]
+    cap_per_claim: float
+    cap_per_library: float
+    pays_building_failures: bool
+    pays_reserves_floor: bool
+    reserves_floor_months: float
+    interest_rate: float
+
+    @classmethod
+    def of(cls, scenario: Scenario, interest_rate: float) -> FundRules:
+        return cls(parse_fy(scenario["fund.opening_year"]), float(scenario["fund.opening_balance"]),
+                   {parse_fy(r["financial_year"]): float(r["amount"]) for r in scenario["fund.top_ups"]},
+                   float(scenario["fund.cap_per_claim"]), float(scenario["fund.cap_per_library"]),
+                   bool(scenario["fund.pays_building_failures"]), bool(scenario["fund.pays_reserves_floor"]),
+                   float(scenario["fund.reserves_floor_months"]), float(interest_rate))
+
+
+@dataclass(frozen=True)
+class Flows:
+    """What the roll-forward starts from, as arrays over (draws, libraries, years); a leading
+    axis of 1 is shared by every draw. Years run over ``years``, libraries over ``libraries``."""
+
+    libraries: np.ndarray  # ids, sorted
+    years: np.ndarray
+    ahead: np.ndarray  # (libraries, years): a forecast year of that library
+    surplus: np.ndarray  # before claims and interest
+    recurring: np.ndarray  # recurring spending (the months of cover and the floor are on it)
+    needs: dict[str, np.ndarray]  # emergency needs by kind of EMERGENCIES
+    recorded: np.ndarray  # (years,): what the accounts show the fund paid in actual years
+    free_at_cut: np.ndarray  # (libraries,)
+    cash_less_free: np.ndarray  # (libraries,): designated funds, which also earn interest
+
+
+def pay_in_order(allowed: np.ndarray, months: np.ndarray, balance: np.ndarray) -> np.ndarray:
+    """Pay each draw's claims from its ``balance``, fewest months of cover first (ties in
+    library order), first come first served; return the amounts paid.
+
+    >>> pay_in_order(np.array([[30.0, 50.0, 40.0]]), np.array([[1.0, 2.0, 3.0]]), np.array([60.0])).tolist()
+    [[30.0, 30.0, 0.0]]
+    >>> pay_in_order(np.array([[30.0, 50.0]]), np.array([[5.0, 2.0]]), np.array([60.0])).tolist()
+    [[10.0, 50.0]]
+    """
+    balance = np.maximum(balance, 0.0)
+    paid = allowed.copy()
+    short = allowed.sum(axis=1) > balance  # only where the fund cannot pay everyone does order matter
+    if short.any():
+        order = np.argsort(months[short], axis=1, kind="stable")
+        wanted = np.take_along_axis(allowed[short], order, axis=1)
+        before = np.cumsum(wanted, axis=1) - wanted
+        got = np.clip(balance[short, None] - before, 0.0, wanted)
+        sorted_back = np.empty_like(got)
+        np.put_along_axis(sorted_back, order, got, axis=1)
+        paid[short] = sorted_back
+    return paid
+
+
+def within_cap(claimed: np.ndarray, cap_left: np.ndarray, cap_per_claim: float) -> np.ndarray:
+    """What of each claim the caps allow: at most ``cap_per_claim``, and no more than the
+    library's cap has left.
+
+    >>> within_cap(np.array([8.0, 5.0, 3.0]), np.array([10.0, 4.0, 10.0]), 6.0).tolist()
+    [6.0, 4.0, 3.0]
+    """
+    return np.clip(cap_left, 0.0, np.minimum(claimed, cap_per_claim))
+
+
+def interest_on(opening_cash: np.ndarray, rate: float) -> np.ndarray:
+    """Bank interest on a year's opening cash; nothing on a balance of nil or below.
+
+    >>> interest_on(np.array([1000.0, -50.0]), 0.02).tolist()
+    [20.0, 0.0]
+    """
+    return np.maximum(opening_cash, 0.0) * rate
+
+
+@dataclass
+class Rolled:
+    """The roll-forward's results: every array is (draws, libraries, years) unless named; those
+    not asked for (``keep``) are None."""
+
+    free_reserves: np.ndarray | None  # the library's own position at each year end (forecast years)
+    interest: np.ndarray | None
+    top_ups_to_date: np.ndarray | None
+    claims: dict[str, dict[str, np.ndarray]] | None  # kind -> field -> array
+    ledger: dict[str, np.ndarray]  # field -> (draws, years); NaN before the fund opens
+
+
+def roll(flows: Flows, rules: FundRules, draws: int, keep: frozenset[str] = frozenset({"free_reserves"}),
+         dtype: type = np.float64) -> Rolled:
+    """Run interest and the fund through the years for ``draws`` futures at once.
+
+    Each forecast year: interest on the opening cash; the year's surplus; then, once the fund is
+    open, the claims in :data:`CLAIM_ORDER` from libraries still open (free reserves, after
+    top-ups, not below nil at the start of the year), capped, then paid fewest months of cover
+    first while the fund lasts. The reserves-floor claim is worked out after the emergencies, on
+    the supported position, so a library is topped up only to the floor; what was left unpaid
+    last year is not claimed again, so need is never counted twice.
+    """
+    n_lib, n_year = flows.ahead.shape
+    shape = (draws, n_lib)
+    own = np.broadcast_to(flows.free_at_cut, shape).astype(dtype)
+    topped = np.zeros(shape, dtype)
+    drawn = np.zeros(shape, dtype)  # paid against each library's cap so far
+    floor_unmet = np.zeros(shape, dtype)
+    balance = np.full(draws, rules.opening_balance)
+    out = {name: np.full((draws, n_lib, n_year), np.nan, dtype) for name in ("free_reserves", "interest", "top_ups_to_date")
+           if name in keep}
+    claims = ({kind: {f: np.zeros((draws, n_lib, n_year), dtype) for f in CLAIM_FIELDS} for kind in CLAIM_ORDER}
+              if "claims" in keep else None)
+    ledger = {f: np.full((draws, n_year), np.nan) for f in LEDGER_FIELDS}
+    kinds = [k for k in EMERGENCIES if k != "building_failure" or rules.pays_building_failures]
+    for j, year in enumerate(flows.years):
+        ahead = flows.ahead[:, j]
+        if not ahead.any() and year < rules.opening_year:
+            continue
+        interest = np.where(ahead, interest_on(own + flows.cash_less_free, rules.interest_rate), 0.0)
+        own_before = own + np.where(ahead, flows.surplus[..., j] + interest, 0.0)
+        if year >= rules.opening_year:
+            top_up, paid_before = rules.top_ups.get(int(year), 0.0), float(flows.recorded[j])
+            ledger["opening"][:, j], ledger["top_ups"][:, j] = balance, top_up
+            balance = balance + top_up - paid_before
+            open_now = ahead & (own + topped >= 0)
+            monthly = np.broadcast_to(flows.recurring[..., j] / 12.0, shape)
+            supported = own_before + topped
+            months = np.where(monthly > 0, supported / np.where(monthly > 0, monthly, 1.0), np.inf)
+            cap_left = np.maximum(rules.cap_per_library - drawn, 0.0)
+            paid_emergency = np.zeros(shape, dtype)
+            year_claims = {}
+            for kind in kinds:
+                claimed = np.where(open_now, flows.needs[kind][..., j], 0.0) if kind in flows.needs else np.zeros(shape)
+                allowed = claimed if kind == "programme" else within_cap(claimed, cap_left, rules.cap_per_claim)
+                if kind != "programme":
+                    cap_left = cap_left - allowed
+                paid = pay_in_order(allowed, months, balance)
+                balance = balance - paid.sum(axis=1)
+                paid_emergency += paid
+                year_claims[kind] = (claimed, allowed, paid)
+            if rules.pays_reserves_floor:
+                floor = rules.reserves_floor_months * np.maximum(monthly, 0.0)
+                claimed = np.where(open_now, np.maximum(floor - supported - paid_emergency - floor_unmet, 0.0), 0.0)
+                allowed = within_cap(claimed, cap_left, rules.cap_per_claim)
+                paid = pay_in_order(allowed, months, balance)
+                balance = balance - paid.sum(axis=1)
+                year_claims[DISCRETIONARY] = (claimed, allowed, paid)
+                floor_unmet = claimed - paid
+                topped = topped + paid
+            for kind, (claimed, allowed, paid) in year_claims.items():
+                if kind != "programme":
+                    drawn = drawn + paid
+                if claims is not None:
+                    for name, value in zip(CLAIM_FIELDS, (claimed, paid, claimed - allowed, allowed - paid)):
+                        claims[kind][name][..., j] = value
+            parts = list(year_claims.values())
+            ledger["payments"][:, j] = paid_before + sum(p.sum(axis=1) for _, _, p in parts)
+            ledger["closing"][:, j] = balance
+            ledger["unmet_over_caps"][:, j] = sum((c - a).sum(axis=1) for c, a, _ in parts)
+            ledger["unmet_fund_empty"][:, j] = sum((a - p).sum(axis=1) for _, a, p in parts)
+            own_before = own_before + paid_emergency
+        own = np.where(ahead, own_before, own)
+        for name, value in (("free_reserves", own), ("interest", interest), ("top_ups_to_date", topped)):
+            if name in out:
+                out[name][..., j] = np.where(ahead, value, np.nan)
+    return Rolled(out.get("free_reserves"), out.get("interest"), out.get("top_ups_to_date"), claims, ledger)
+
+
+# ---------------------------------------------------------------------------------------------
+# The central forecast: one draw, as frames
 
 
 @dataclass(frozen=True)
 class RollForward:
-    """What the year loop gives: the fund's claims and ledger, and interest per library-year."""
+    """What the year loop gives the projection: the fund's claims and ledger, and interest per library-year."""
 
     claims: pd.DataFrame
     ledger: pd.DataFrame
     interest: pd.DataFrame  # library_id, year, amount (forecast years only)
+    free_reserves: pd.DataFrame  # library_id, year, free_reserves: the roll's own figure, which the checks compare
 
 
-def pay_in_order(claims: pd.DataFrame, balance: float) -> pd.Series:
-    """Pay claims (already sorted) from ``balance`` first come, first served; return the amounts paid.
-
-    >>> pay_in_order(pd.DataFrame({"claimed": [30.0, 50.0, 40.0]}), 60.0).tolist()
-    [30.0, 30.0, 0.0]
-    """
-    before = claims["claimed"].cumsum() - claims["claimed"]
-    return (balance - before).clip(lower=0.0).clip(upper=claims["claimed"])
+def library_year_array(frame: pd.DataFrame, column: str, libraries: np.ndarray, years: np.ndarray) -> np.ndarray:
+    """A (libraries, years) array of ``column`` summed by library and year (nil where absent)."""
+    table = frame.pivot_table(index="library_id", columns="year", values=column, aggfunc="sum")
+    return table.reindex(index=libraries, columns=years).fillna(0.0).to_numpy(dtype=float)
 
 
-def within_cap(claims: pd.DataFrame, cap_left: pd.Series) -> pd.Series:
-    """Trim each library's claims, in order, so together they stay within what its cap has left.
-
-    >>> within_cap(pd.DataFrame({"library_id": ["a", "a", "b"], "claimed": [8.0, 5.0, 3.0]}),
-    ...            pd.Series({"a": 10.0, "b": 10.0})).tolist()
-    [8.0, 2.0, 3.0]
-    """
-    left = claims["library_id"].map(cap_left).fillna(0.0)
-    before = claims.groupby("library_id")["claimed"].cumsum() - claims["claimed"]
-    return (left - before).clip(lower=0.0).clip(upper=claims["claimed"])
-
-
-def interest_on(opening_cash: pd.Series, rate: float) -> pd.Series:
-    """Bank interest on a year's opening cash; nothing on a balance of nil or below.
-
-    >>> interest_on(pd.Series([1000.0, -50.0]), 0.02).tolist()
-    [20.0, 0.0]
-    """
-    return opening_cash.clip(lower=0.0) * rate
-
-
-def roll_forward(totals: pd.DataFrame, needs: pd.DataFrame, recorded: pd.Series, free_at_cut: pd.Series,
-                 cash_less_free: pd.Series, scenario: Scenario, years: list[int], interest_rate: float) -> RollForward:
-    """Run interest and the fund through the years.
+def central_flows(totals: pd.DataFrame, needs: pd.DataFrame, recorded: pd.Series, free_at_cut: pd.Series,
+                  cash_less_free: pd.Series, years: list[int]) -> Flows:
+    """The arrays of one future (no shocks) from the projection's frames.
 
     ``totals`` has ``library_id, year, actual_or_forecast, surplus, recurring_spending`` before any
     claim and before interest; ``needs`` the emergencies and programme grants of forecast years
-    (``library_id, year, kind, amount``, kinds of :data:`CLAIM_ORDER`); ``recorded`` what the
-    accounts show the fund paid in actual years, by year; ``free_at_cut`` each library's free
-    reserves at its last actual year; ``cash_less_free`` what its cash holds beyond free reserves
-    (designated and restricted funds), constant in forecast years.
+    (``library_id, year, kind, amount``); ``recorded`` what the accounts show the fund paid in
+    actual years, by year; ``free_at_cut`` each library's free reserves at its last actual year;
+    ``cash_less_free`` its designated funds, constant in forecast years.
     """
-    opening_year = parse_fy(scenario["fund.opening_year"])
-    top_ups = {parse_fy(r["financial_year"]): float(r["amount"]) for r in scenario["fund.top_ups"]}
-    drawn = pd.Series(0.0, index=free_at_cut.index)
-    own = free_at_cut.copy()  # own free reserves at the end of the last year rolled
-    topped = pd.Series(0.0, index=free_at_cut.index)  # discretionary top-ups paid to date
-    floor_unmet = pd.Series(0.0, index=free_at_cut.index)  # last year's top-up need left unpaid
-    balance = float(scenario["fund.opening_balance"])
-    claims_out, ledger, interest_out = [], [], []
-    totals_by_year = {year: rows.set_index("library_id") for year, rows in totals.groupby("year")}
-    needs_by_year = {year: rows for year, rows in needs.groupby("year")}
-    no_needs = needs.iloc[:0]
-    for year in years:
-        rows = totals_by_year[year]
-        actual = rows["actual_or_forecast"] == "actual"
-        ahead = rows[~actual]
-        interest = interest_on(own.reindex(ahead.index) + cash_less_free.reindex(ahead.index), interest_rate)
-        interest_out.append(pd.DataFrame({"library_id": ahead.index, "year": year, "amount": interest.to_numpy()}))
-        own_before = own.reindex(ahead.index) + ahead["surplus"] + interest
-        if year < opening_year:  # deficits before the fund opens still run reserves down
-            own = own_before.combine_first(own)
-            continue
-        paid_before = float(recorded.get(year, 0.0))
-        opening, balance = balance, balance + top_ups.get(year, 0.0) - paid_before
-        in_year = needs_by_year.get(year, no_needs)
-        open_now = ahead.index[(own.reindex(ahead.index) + topped.reindex(ahead.index, fill_value=0.0)) >= 0]
-        claims, balance = _meet_claims(ahead.loc[open_now], in_year[in_year["library_id"].isin(open_now)],
-                                       own_before.loc[open_now], topped, drawn, floor_unmet, balance, scenario)
-        floor = claims[claims["kind"] == DISCRETIONARY].set_index("library_id")
-        floor_unmet = (floor["unmet_over_caps"] + floor["unmet_fund_empty"]).reindex(floor_unmet.index, fill_value=0.0)
-        claims["year"] = year
-        capped = claims[claims["kind"] != "programme"]
-        drawn = drawn.add(capped.groupby("library_id")["paid"].sum(), fill_value=0.0)
-        emergency = claims[claims["kind"] != DISCRETIONARY].groupby("library_id")["paid"].sum()
-        discretionary = claims[claims["kind"] == DISCRETIONARY].groupby("library_id")["paid"].sum()
-        own = (own_before + emergency.reindex(ahead.index, fill_value=0.0)).combine_first(own)
-        topped = topped.add(discretionary, fill_value=0.0)
-        claims_out.append(claims)
-        ledger.append({"year": year, "opening": opening, "top_ups": top_ups.get(year, 0.0),
-                       "payments": paid_before + float(claims["paid"].sum()), "closing": balance,
-                       "unmet_over_caps": float(claims["unmet_over_caps"].sum()),
-                       "unmet_fund_empty": float(claims["unmet_fund_empty"].sum())})
-    claims_frame = pd.concat([pd.DataFrame(columns=CLAIM_COLUMNS), *claims_out], ignore_index=True)[CLAIM_COLUMNS]
-    claims_frame = claims_frame.astype({"year": int} | {c: float for c in CLAIM_COLUMNS[3:]})
-    interest_frame = pd.concat(interest_out, ignore_index=True) if interest_out else pd.DataFrame(
-        columns=["library_id", "year", "amount"])
-    return RollForward(claims_frame, pd.DataFrame(ledger, columns=LEDGER_COLUMNS), interest_frame)
+    libraries = np.asarray(sorted(free_at_cut.index))
+    year_axis = np.asarray(years)
+    ahead = totals.assign(ahead=(totals["actual_or_forecast"] == "forecast").astype(float))
+    return Flows(
+        libraries=libraries, years=year_axis,
+        ahead=library_year_array(ahead, "ahead", libraries, year_axis) > 0,
+        surplus=library_year_array(totals, "surplus", libraries, year_axis)[None],
+        recurring=library_year_array(totals, "recurring_spending", libraries, year_axis)[None],
+        needs={kind: library_year_array(rows, "amount", libraries, year_axis)[None]
+               for kind, rows in needs.groupby("kind")},
+        recorded=recorded.reindex(year_axis, fill_value=0.0).to_numpy(dtype=float),
+        free_at_cut=free_at_cut.reindex(libraries).to_numpy(dtype=float),
+        cash_less_free=cash_less_free.reindex(libraries).to_numpy(dtype=float),
+    )
 
 
-def _meet_claims(rows: pd.DataFrame, needs: pd.DataFrame, own_before: pd.Series, topped: pd.Series,
-                 drawn: pd.Series, floor_unmet: pd.Series, balance: float, scenario: Scenario
-                 ) -> tuple[pd.DataFrame, float]:
-    """This year's claims in order of kind and need: capped, then paid while the fund lasts.
-
-    ``rows`` are the libraries still open (free reserves, after top-ups, not below nil at the
-    start of the year): a library that has run out has closed and claims nothing more. The
-    reserves-floor claim is worked out after the emergencies are paid, on the supported position
-    (own free reserves plus top-ups to date), so a library is topped up only to the floor; what
-    was left unpaid last year is not claimed again, so need is never counted twice.
-    """
-    cap_claim, cap_library = scenario["fund.cap_per_claim"], scenario["fund.cap_per_library"]
-    monthly = (rows["recurring_spending"] / 12.0).where(rows["recurring_spending"] > 0)
-    supported = own_before + topped.reindex(rows.index, fill_value=0.0)
-    months = (supported / monthly).fillna(np.inf)
-    kinds = [k for k in CLAIM_ORDER[:3] if k != "building_failure" or scenario["fund.pays_building_failures"]]
-    emergencies = {kind: needs[needs["kind"] == kind].groupby("library_id")["amount"].sum() for kind in kinds}
-    claims, balance = _pay(emergencies, months, drawn, cap_claim, cap_library, balance)
-    if scenario["fund.pays_reserves_floor"]:
-        paid_now = claims.groupby("library_id")["paid"].sum().reindex(rows.index, fill_value=0.0)
-        floor = scenario["fund.reserves_floor_months"] * monthly.fillna(0.0)
-        shortfall = (floor - supported - paid_now - floor_unmet.reindex(rows.index, fill_value=0.0)).clip(lower=0.0)
-        drawn_now = drawn.add(claims[claims["kind"] != "programme"].groupby("library_id")["paid"].sum(), fill_value=0.0)
-        top_up, balance = _pay({DISCRETIONARY: shortfall[shortfall > 0]}, months, drawn_now, cap_claim, cap_library,
-                               balance)
-        claims = pd.concat([claims, top_up], ignore_index=True)
-    return claims, balance
+def _library_years(array: np.ndarray, flows: Flows, name: str) -> pd.DataFrame:
+    """The forecast cells of a (libraries, years) array as ``library_id, year, <name>`` rows."""
+    lib, yr = np.nonzero(flows.ahead)
+    return pd.DataFrame({"library_id": flows.libraries[lib], "year": flows.years[yr], name: array[lib, yr]})
 
 
-def _pay(needs: dict[str, pd.Series], months: pd.Series, drawn: pd.Series, cap_claim: float, cap_library: float,
-         balance: float) -> tuple[pd.DataFrame, float]:
-    """Claims of the given kinds, in :data:`CLAIM_ORDER` then fewest months of cover first."""
-    parts = [pd.DataFrame({"library_id": amounts.index, "kind": kind, "claimed": amounts.to_numpy(dtype=float)})
-             for kind, amounts in needs.items() if len(amounts)]
-    if not parts:  # most years have no claim at all: skip the sorting and capping
-        return pd.DataFrame({c: pd.Series(dtype=object if c in ("library_id", "kind") else float)
-                             for c in CLAIM_COLUMNS if c != "year"}), balance
-    claims = pd.concat(parts, ignore_index=True)
-    claims = claims[claims["claimed"] > 0].astype({"claimed": float})
-    claims["order"] = claims["kind"].map(CLAIM_ORDER.index)
-    claims["months_of_cover"] = claims["library_id"].map(months).fillna(np.inf)
-    claims = claims.sort_values(["order", "months_of_cover", "library_id"], ignore_index=True)
-    capped = claims["kind"] != "programme"
-    allowed = claims["claimed"].copy()
-    allowed[capped] = within_cap(claims[capped].assign(claimed=claims.loc[capped, "claimed"].clip(upper=cap_claim)),
-                                 (cap_library - drawn).clip(lower=0.0))
-    claims["paid"] = pay_in_order(claims.assign(claimed=allowed), max(balance, 0.0))
-    claims["unmet_over_caps"] = claims["claimed"] - allowed
-    claims["unmet_fund_empty"] = allowed - claims["paid"]
-    return claims[["library_id", "kind", "claimed", "paid", "unmet_over_caps", "unmet_fund_empty"]], \
-        balance - float(claims["paid"].sum())
+def roll_forward(flows: Flows, rules: FundRules) -> RollForward:
+    """The central forecast: :func:`roll` over one draw, turned into the projection's frames."""
+    rolled = roll(flows, rules, 1, keep=frozenset({"free_reserves", "interest", "claims"}))
+    parts = []
+    for kind in CLAIM_ORDER:
+        fields = rolled.claims[kind]
+        lib, yr = np.nonzero(fields["claimed"][0] > 0)
+        if len(lib):
+            parts.append(pd.DataFrame({"library_id": flows.libraries[lib], "year": flows.years[yr], "kind": kind}
+                                      | {f: fields[f][0, lib, yr] for f in CLAIM_FIELDS}))
+    claims = pd.concat([pd.DataFrame(columns=CLAIM_COLUMNS), *parts], ignore_index=True)[CLAIM_COLUMNS]
+    claims = claims.astype({"year": int} | {c: float for c in CLAIM_FIELDS}).sort_values(
+        ["year", "kind", "library_id"], key=lambda c: c.map(CLAIM_ORDER.index) if c.name == "kind" else c,
+        ignore_index=True)
+    opened = ~np.isnan(rolled.ledger["closing"][0])
+    ledger = pd.DataFrame({"year": flows.years[opened]} | {f: rolled.ledger[f][0, opened] for f in LEDGER_FIELDS})
+    return RollForward(claims, ledger[LEDGER_COLUMNS], _library_years(rolled.interest[0], flows, "amount"),
+                       _library_years(rolled.free_reserves[0], flows, "free_reserves"))

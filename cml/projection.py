@@ -43,7 +43,7 @@ from cml.adjustments import (
     transfer_to_council,
 )
 from cml.checks import assert_reconciles
-from cml.fund import DISCRETIONARY, roll_forward
+from cml.fund import DISCRETIONARY, FundRules, central_flows, roll_forward
 from cml.fy import fy_label, fy_of_dates, parse_fy, year_ranges
 from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, OTHER_GRANTS, Assumptions, Inputs
 from cml.scenarios import BASELINE, Scenario
@@ -391,7 +391,7 @@ def cover_and_rag(frame: pd.DataFrame, libraries: pd.DataFrame, inputs: Inputs) 
     amber_line = np.maximum(rules.amber_below_months, target_months)
     looks_ahead = forecast_or_latest(frame)
     for suffix, column in (("", "free_reserves"), ("_supported", "free_reserves_supported")):
-        cover = frame[column] / monthly.where(monthly > 0)
+        cover = (frame[column] / monthly.where(monthly > 0)).round(10)  # a top-up to exactly the floor is not under it
         within = looks_ahead & ((next_run_out(frame, column) - frame["year"]) <= rules.not_green_within_years)
         frame[f"rag{suffix}"] = rag_status(frame[column], cover, amber_line, within, rules.red_below_months)
     return frame
@@ -698,8 +698,9 @@ def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
     before_claims = yearly_totals(lines[~programme], grid, one_off_costs)
     at_cut = reserves_at_cut(inputs, last_actual)
     recorded = lines[(lines["line"] == CONTINGENCY_GRANT) & ~forecast_rows(lines, grid)].groupby("year")["amount"].sum()
-    rolled = roll_forward(before_claims, fund_needs(lines, grid, income_cuts), recorded, at_cut["free"],
-                          at_cut["cash_less_free"], scenario, sorted(grid["year"].unique()), inputs.assumptions.interest_rate)
+    flows = central_flows(before_claims, fund_needs(lines, grid, income_cuts), recorded, at_cut["free"],
+                          at_cut["cash_less_free"], sorted(grid["year"].unique()))
+    rolled = roll_forward(flows, FundRules.of(scenario, inputs.assumptions.interest_rate))
     claims = rolled.claims
     paid = claims.assign(line=np.where(claims["kind"] == DISCRETIONARY, FUND_TOP_UP, CONTINGENCY_GRANT)).groupby(
         ["library_id", "year", "line"], as_index=False)["paid"].sum().rename(columns={"paid": "amount"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import pytest
 
 from cml.fund import pay_in_order
@@ -53,8 +53,9 @@ def test_no_library_draws_more_than_its_cap(scenario_forecast, inputs):
 
 
 def test_pay_in_order_stops_when_the_fund_is_dry():
-    claims = pd.DataFrame({"claimed": [10.0, 20.0, 30.0]})
-    assert pay_in_order(claims, 25.0).tolist() == [10.0, 15.0, 0.0]
+    claims = np.array([[10.0, 20.0, 30.0], [10.0, 20.0, 30.0]])
+    months = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])  # the second future pays the neediest (last) first
+    assert pay_in_order(claims, months, np.array([25.0, 35.0])).tolist() == [[10.0, 15.0, 0.0], [0.0, 5.0, 30.0]]
 
 
 def test_the_2020_rerun_forecasts_from_2019_20_and_pays_the_programme_grant_from_the_fund(scenario_forecast):

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from cml.adjustments import apply_levers, lease_path, security_factor
-from cml.fund import roll_forward
+from cml.fund import FundRules, central_flows, roll_forward
 from cml.projection import base_years, cover_and_rag, next_run_out, summarise, trend_base
 from cml.scenarios import Scenario, load_scenarios
 
@@ -170,8 +170,9 @@ def fund_case(scenario: Scenario, needs: list[tuple], free: dict[str, float], su
                           columns=["library_id", "year", "actual_or_forecast", "surplus", "recurring_spending"])
     needs = pd.DataFrame(needs, columns=["library_id", "year", "kind", "amount"])
     scenario = with_settings(scenario, fund__opening_balance=balance, fund__opening_year="2024/25")
-    return roll_forward(totals, needs, pd.Series(dtype=float), pd.Series(free), pd.Series(0.0, index=list(free)),
-                        scenario, list(years), 0.0)
+    flows = central_flows(totals, needs, pd.Series(dtype=float), pd.Series(free), pd.Series(0.0, index=list(free)),
+                          list(years))
+    return roll_forward(flows, FundRules.of(scenario, 0.0))
 
 
 def test_fund_pays_emergencies_in_order_and_records_need_over_the_caps(baseline):
@@ -231,8 +232,9 @@ def test_interest_is_a_rate_on_positive_opening_cash(baseline):
     """2% on opening cash: 'a' £1,000 -> £20; 'b' overdrawn (-£200) earns nothing."""
     totals = pd.DataFrame({"library_id": ["a", "b"], "year": 2024, "actual_or_forecast": "forecast",
                            "surplus": 0.0, "recurring_spending": 1200.0})
-    rolled = roll_forward(totals, pd.DataFrame(columns=["library_id", "year", "kind", "amount"]), pd.Series(dtype=float),
-                          pd.Series({"a": 1000.0, "b": -200.0}), pd.Series({"a": 0.0, "b": 0.0}), baseline, [2024], 0.02)
+    flows = central_flows(totals, pd.DataFrame(columns=["library_id", "year", "kind", "amount"]), pd.Series(dtype=float),
+                          pd.Series({"a": 1000.0, "b": -200.0}), pd.Series({"a": 0.0, "b": 0.0}), [2024])
+    rolled = roll_forward(flows, FundRules.of(baseline, 0.02))
     assert rolled.interest.set_index("library_id")["amount"].to_dict() == {"a": 20.0, "b": 0.0}
 
 
