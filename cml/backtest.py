@@ -24,7 +24,7 @@ import pandas as pd
 
 from cml.fy import fy_label
 from cml.inputs import Inputs
-from cml.projection import first_years, project_scenario
+from cml.projection import first_years, fit_for, project_scenario
 from cml.scenarios import Scenario
 
 BACKTEST_COLUMNS = ["method", "cutoff", "target_year", "horizon", "library_id", "covid_target", "forecast", "actual",
@@ -86,7 +86,8 @@ def run_backtest(inputs: Inputs, baseline: Scenario, full_run: pd.DataFrame) -> 
     frames = []
     for cutoff in cutoffs(inputs):
         scenario = replace(baseline, assumptions=replace(baseline.assumptions, actuals_to=cutoff))
-        projection = project_scenario(replace(inputs, assumptions=scenario.assumptions), scenario).projection
+        at_cut = replace(inputs, assumptions=scenario.assumptions)
+        projection = project_scenario(at_cut, scenario, fit_for(at_cut)).projection
         targets = list(range(cutoff + 1, last + 1))
         ours = projection[projection["year"].isin(targets)].assign(method="cml").rename(
             columns={"year": "target_year", "free_reserves": "forecast"})

@@ -47,7 +47,7 @@ MODEL_LINES = {  # line: (side, what cml uses it for)
     FUND_TOP_UP: ("income", "contingency fund top-ups to a reserves floor, where a scenario pays them"),
 }
 SIDES = ("income", "expenditure")
-FORECAST_METHODS = ("schedule", "one_off", "trend", "ratio", "interest")
+FORECAST_METHODS = ("schedule", "one_off", "trend", "fitted", "ratio", "interest")
 YES_NO = ("yes", "no")
 MAX_MONTHS = 120  # a reserves policy of more than ten years' spending is a typing slip, not a policy
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # invisible in a PDF, and can break the PDF writer
@@ -183,6 +183,7 @@ class Assumptions:
     annual_gap_years: int
     cost_growth: float
     income_growth: float
+    growth_prior_sd: float
     interest_rate: float
     grant_payment: str
     red_below_months: float
@@ -193,6 +194,13 @@ class Assumptions:
     real_terms_inflation: float
     stale_after_months: int
     tolerance_pounds: float
+    simulation_draws: int
+    simulation_seed: int
+    simulation_chunk_draws: int
+    simulation_common_share: float
+    simulation_building_failure_probability: float
+    simulation_building_failure_cost_median: float
+    simulation_building_failure_cost_p90: float
     raw: dict = field(repr=False, compare=False, default_factory=dict)
 
 
@@ -514,13 +522,15 @@ def _fy_setting(raw: dict, path: str, label: str, problems: list[Problem], allow
 
 
 KNOWN_SETTINGS = {
-    "forecast": {"horizon", "actuals_to", "base_years", "abnormal_years", "annual_gap_years"},
+    "forecast": {"horizon", "actuals_to", "base_years", "abnormal_years", "annual_gap_years", "growth_prior_sd"},
     "growth": {"costs", "income", "interest_on_balances"},
     "grant": {"payment"},
     "rag": {"red_below_months", "amber_below_months", "not_green_if_runs_out_within_years"},
     "council": {"interim_provision_per_year", "interim_provision_years"},
     "reporting": {"real_terms_inflation", "stale_after_months"},
     "checks": {"tolerance_pounds"},
+    "simulation": {"draws", "seed", "chunk_draws", "common_share", "building_failure_probability",
+                   "building_failure_cost_median", "building_failure_cost_p90"},
 }
 
 
@@ -562,6 +572,7 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
         "annual_gap_years": _setting(raw, "forecast.annual_gap_years", int, label, problems, minimum=1, maximum=10),
         "cost_growth": _setting(raw, "growth.costs", float, label, problems, minimum=-0.5, maximum=1.0),
         "income_growth": _setting(raw, "growth.income", float, label, problems, minimum=-0.5, maximum=1.0),
+        "growth_prior_sd": _setting(raw, "forecast.growth_prior_sd", float, label, problems, minimum=0, maximum=0.5),
         "interest_rate": _setting(raw, "growth.interest_on_balances", float, label, problems, minimum=0, maximum=0.2),
         "grant_payment": _setting(raw, "grant.payment", str, label, problems),
         "red_below_months": _setting(raw, "rag.red_below_months", float, label, problems, minimum=0),
@@ -576,7 +587,23 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
                                          minimum=-0.5, maximum=1.0),
         "stale_after_months": _setting(raw, "reporting.stale_after_months", int, label, problems, minimum=1, maximum=120),
         "tolerance_pounds": _setting(raw, "checks.tolerance_pounds", float, label, problems, minimum=0),
+        "simulation_draws": _setting(raw, "simulation.draws", int, label, problems, minimum=1, maximum=1_000_000),
+        "simulation_seed": _setting(raw, "simulation.seed", int, label, problems, minimum=0),
+        "simulation_chunk_draws": _setting(raw, "simulation.chunk_draws", int, label, problems, minimum=1,
+                                           maximum=1_000_000),
+        "simulation_common_share": _setting(raw, "simulation.common_share", float, label, problems, minimum=0,
+                                            maximum=1),
+        "simulation_building_failure_probability": _setting(raw, "simulation.building_failure_probability", float,
+                                                            label, problems, minimum=0, maximum=1),
+        "simulation_building_failure_cost_median": _setting(raw, "simulation.building_failure_cost_median", float,
+                                                            label, problems, minimum=0, maximum=MAX_MONEY),
+        "simulation_building_failure_cost_p90": _setting(raw, "simulation.building_failure_cost_p90", float,
+                                                         label, problems, minimum=0, maximum=MAX_MONEY),
     }
+    median, p90 = values["simulation_building_failure_cost_median"], values["simulation_building_failure_cost_p90"]
+    if median is not None and p90 is not None and p90 < median:
+        problems.append(Problem(label, None, "simulation.building_failure_cost_p90",
+                                "must not be below simulation.building_failure_cost_median"))
     if values["grant_payment"] is not None and values["grant_payment"] not in PAYMENT_TIMINGS:
         problems.append(Problem(label, None, "grant.payment",
                                 f"{values['grant_payment']!r} is not one of {', '.join(PAYMENT_TIMINGS)}"))
@@ -628,11 +655,14 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     for name in ("accounts.csv", "one_off_grants.csv"):
         frame = tables[name]
         _flag(frame, ~frame["line"].isin(set(lines["line"])), "line", "'{value}' is not a known line (not in lines.csv)", problems)
-    trend_lines = set(lines.loc[lines["forecast"] == "trend", "line"])
+    trend_lines = set(lines.loc[lines["forecast"].isin(["trend", "fitted"]), "line"])
     ratio = lines["forecast"] == "ratio"
     _flag(lines, ratio & ~lines["ratio_of"].isin(trend_lines), "ratio_of",
-          "'{line}' is forecast as a ratio, so ratio_of must name a trend line it moves with (e.g. cafe), not '{value}'",
-          problems)
+          "'{line}' is forecast as a ratio, so ratio_of must name a trend or fitted line it moves with (e.g. cafe), "
+          "not '{value}'", problems)
+    _flag(lines, (lines["forecast"] == "fitted") & (lines["group"] != "self_generated"), "forecast",
+          "'{line}' is in group '{group}': only self_generated lines can be 'fitted' (the pooled model is of "
+          "self-generated income)", problems)
     _flag(lines, ~ratio & (lines["ratio_of"] != ""), "ratio_of", "'{line}' is not forecast as a ratio: leave ratio_of blank",
           problems)
     if (lines["forecast"] == "interest").sum() > 1:

@@ -12,8 +12,10 @@ How each line is forecast is data (``lines.csv`` column ``forecast``):
 * ``one_off`` - only what ``one_off_grants.csv`` names for a forecast year (nothing otherwise);
 * ``trend`` - the library's own latest normal year (or the average of its latest ``base_years``
   normal full years, each restated in the last actual year's prices), grown from the last actual
-  year by ``growth.costs`` or ``growth.income``. Years named in ``forecast.abnormal_years`` (the
+  year by ``growth.costs`` (times any cost drift the pooled cost model finds) or ``growth.income``. Years named in ``forecast.abnormal_years`` (the
   Covid years) are never a base; a year a library did not report the line counts as nil;
+* ``fitted`` - as ``trend``, but grown at the library's own growth from the pooled model of
+  self-generated income (:mod:`cml.forecasting`) instead of ``growth.income``;
 * ``ratio`` - a fixed share of another line (café cost of sales moves with café sales), the share
   taken from the library's own base years;
 * ``interest`` - a rate on each year's opening cash (:mod:`cml.fund`, which rolls balances forward).
@@ -43,16 +45,27 @@ from cml.adjustments import (
     transfer_to_council,
 )
 from cml.checks import assert_reconciles
-from cml.fund import DISCRETIONARY, FundRules, central_flows, roll_forward
+from cml.fund import DISCRETIONARY, Flows, FundRules, central_flows, library_year_array, roll_forward
+from cml.forecasting import Fits, fit_models
 from cml.fy import fy_label, fy_of_dates, parse_fy, year_ranges
 from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, OTHER_GRANTS, Assumptions, Inputs
 from cml.scenarios import BASELINE, Scenario
+from cml.simulation import (
+    Exposure,
+    Simulated,
+    SimulationSettings,
+    Uncertainty,
+    library_risk,
+    portfolio_risk,
+    simulate,
+)
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
 if TYPE_CHECKING:
     from cml.backtest import Backtest
 
 RAG_ORDER = ("Red", "Amber", "Green")
+TRENDS = ("trend", "fitted")  # forecast methods that grow a base year
 COUNCIL_COMPONENTS = ("council_grant", "fund_payments", "running_costs", "fabric_repairs", "lease_fees",
                       "interim_provision")
 EARMARKED = ("fund_payments",)  # paid from money the council already holds in the contingency fund
@@ -83,6 +96,10 @@ class Forecast:
     assumptions: Assumptions
     settings: dict[str, dict] = field(default_factory=dict)
     checks: tuple = ()
+    risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, library, year (cml.simulation)
+    portfolio_risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, year
+    fits: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: fitted growth (baseline's cut-off)
+    fit_records: tuple = ()  # per model: which was used, converged, warnings, fallback (run.json)
     backtest: Backtest | None = None  # the status quo re-run from earlier cut-offs (cml.backtest), when asked for
 
 
@@ -156,39 +173,46 @@ def _in_base(actuals: pd.DataFrame, base: pd.DataFrame, lines: pd.Series) -> pd.
 def line_base_years(inputs: Inputs) -> pd.Series:
     """How many base years each trend line averages: its ``base_years`` in lines.csv (lumpy lines
     such as grants from other funders) or else ``forecast.base_years``."""
-    trend = inputs.lines[inputs.lines["forecast"] == "trend"].set_index("line")
+    trend = inputs.lines[inputs.lines["forecast"].isin(TRENDS)].set_index("line")
     own = pd.to_numeric(trend["base_years"], errors="coerce") if "base_years" in trend else pd.Series(np.nan, trend.index)
     return own.fillna(inputs.assumptions.base_years).astype(int)
 
 
-def trend_base(actuals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series, years_for: dict[int, pd.DataFrame]
-               ) -> pd.DataFrame:
-    """Each trend line's starting level, in the prices of the library's last actual year.
+def log_growth(rows: pd.DataFrame, inputs: Inputs, fits: Fits) -> np.ndarray:
+    """Each row's annual growth in log terms: a ``fitted`` line the library's fitted growth; other
+    income ``growth.income``; costs ``growth.costs`` plus the fitted cost drift (nil unless the
+    history shows one clearly: :func:`cml.forecasting.cost_drift`)."""
+    meta = inputs.lines.set_index("line")
+    a = inputs.assumptions
+    fitted = rows["library_id"].map(fits.self_generated.growth["growth"]).fillna(np.log1p(a.income_growth))
+    cost = np.log1p(a.cost_growth) + rows["library_id"].map(fits.costs.growth["growth"]).fillna(0.0)
+    return np.select([rows["line"].map(meta["forecast"]) == "fitted", rows["line"].map(meta["side"]) == "expenditure"],
+                     [fitted, cost], np.log1p(a.income_growth))
+
+
+def trend_base(actuals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series, years_for: dict[int, pd.DataFrame],
+               fits: Fits) -> pd.DataFrame:
+    """Each trend or fitted line's starting level, in the prices of the library's last actual year.
 
     ``years_for`` gives the base years for each count a line may average. Each base year's amount
-    is first grown to the last actual year at its side's growth rate, so an average of several
+    is first grown to the last actual year at the line's own growth, so an average of several
     years is not a step down from the latest accounts.
     """
-    meta = inputs.lines.set_index("line")
     counts = line_base_years(inputs)
     rows = pd.concat([_in_base(actuals, years_for[n], lines.index.to_series()) for n, lines in counts.groupby(counts)],
                      ignore_index=True)
-    growth = np.where(rows["line"].map(meta["side"]) == "expenditure", inputs.assumptions.cost_growth,
-                      inputs.assumptions.income_growth)
     last = rows["library_id"].map(last_actual)
-    rows["base"] = rows["amount"] * (1.0 + growth) ** (last - rows["year"])
+    rows["base"] = rows["amount"] * np.exp(log_growth(rows, inputs, fits) * (last - rows["year"]))
     out = rows.groupby(["library_id", "line"], as_index=False)["base"].mean()
     out["base_year"] = out["library_id"].map(last_actual)
     return out[["library_id", "line", "base", "base_year"]]
 
 
-def forecast_trend_lines(base: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
-    """Grow each base from the last actual year at the growth rate of its side (costs or income)."""
+def forecast_trend_lines(base: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs, fits: Fits) -> pd.DataFrame:
+    """Grow each base from the last actual year at its line's growth (:func:`log_growth`)."""
     forecast_years = grid[grid["actual_or_forecast"] == "forecast"][["library_id", "year"]]
     rows = forecast_years.merge(base, on="library_id")
-    side = rows["line"].map(inputs.lines.set_index("line")["side"])
-    growth = np.where(side == "expenditure", inputs.assumptions.cost_growth, inputs.assumptions.income_growth)
-    rows["amount"] = rows["base"] * (1.0 + growth) ** (rows["year"] - rows["base_year"])
+    rows["amount"] = rows["base"] * np.exp(log_growth(rows, inputs, fits) * (rows["year"] - rows["base_year"]))
     return rows[["library_id", "year", "line", "amount"]]
 
 
@@ -236,22 +260,22 @@ class Base:
     ratios: pd.DataFrame
 
 
-def forecast_base(inputs: Inputs, last_actual: pd.Series) -> Base:
+def forecast_base(inputs: Inputs, last_actual: pd.Series, fits: Fits) -> Base:
     """The base of every trend and ratio line (what the fitted forecast would replace)."""
     actuals = actual_lines(inputs, last_actual)
     counts = line_base_years(inputs)
     years_for = {n: base_years(inputs, last_actual, n) for n in {*counts, inputs.assumptions.base_years}}
     default = years_for[inputs.assumptions.base_years]
     grants = years_for[int(counts.get(OTHER_GRANTS, inputs.assumptions.base_years))]
-    return Base(default, grants, trend_base(actuals, inputs, last_actual, years_for),
+    return Base(default, grants, trend_base(actuals, inputs, last_actual, years_for, fits),
                 line_ratios(actuals, inputs, default))
 
 
 def all_lines(inputs: Inputs, schedule: pd.DataFrame, grid: pd.DataFrame, last_actual: pd.Series,
-              base: Base) -> pd.DataFrame:
+              base: Base, fits: Fits) -> pd.DataFrame:
     """Actual amounts by line, trend lines forecast from the base, and the council's grants."""
     lines = pd.concat(
-        [actual_lines(inputs, last_actual), forecast_trend_lines(base.trend, grid, inputs),
+        [actual_lines(inputs, last_actual), forecast_trend_lines(base.trend, grid, inputs, fits),
          forecast_grant_lines(schedule, grid, inputs)],
         ignore_index=True,
     )
@@ -596,6 +620,10 @@ class ScenarioRun:
     libraries: pd.DataFrame
     schedule: pd.DataFrame
     base: Base
+    flows: Flows  # before claims: what the simulation shocks and rolls forward again
+    exposure: Exposure
+    rules: FundRules
+    fits: Fits
 
 
 def scenario_libraries(libraries: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
@@ -669,15 +697,24 @@ def fund_needs(lines: pd.DataFrame, grid: pd.DataFrame, income_cuts: pd.DataFram
     return pd.concat([programme[columns], failures[columns], income_cuts[columns]], ignore_index=True)
 
 
-def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
-    """Lines, adjustments, interest and the contingency fund, then reserves and RAG, for one scenario."""
+def fit_for(inputs: Inputs) -> Fits:
+    """The pooled models fitted to the accounts up to each library's last actual year (the
+    forecasting stage: computed once per cut-off, whatever the scenario)."""
+    a = inputs.assumptions
+    return fit_models(inputs.accounts, inputs.lines, last_actual_years(inputs), first_years(inputs.libraries),
+                      a.abnormal_years, a.income_growth, a.cost_growth, a.growth_prior_sd)
+
+
+def project_scenario(inputs: Inputs, scenario: Scenario, fits: Fits) -> ScenarioRun:
+    """Lines, adjustments, interest and the contingency fund, then reserves and RAG, for one
+    scenario, from the models ``fits`` fitted to the same cut-off (:func:`fit_for`)."""
     inputs = replace(inputs, assumptions=scenario.assumptions)
     schedule = grant_schedule(inputs.libraries, inputs.taper, inputs.assumptions.grant_payment)
     last_actual = last_actual_years(inputs)
     libraries = scenario_libraries(inputs.libraries, scenario)
     grid = year_grid(inputs, last_actual)
-    base = forecast_base(inputs, last_actual)
-    lines = all_lines(inputs, schedule, grid, last_actual, base)
+    base = forecast_base(inputs, last_actual, fits)
+    lines = all_lines(inputs, schedule, grid, last_actual, base, fits)
     lines = apply_levers(lines, grid, scenario, libraries)
     lines = apply_closure(lines, grid, scenario)
     lines, income_cuts = apply_income_cuts(lines, grid, scenario)
@@ -700,7 +737,9 @@ def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
     recorded = lines[(lines["line"] == CONTINGENCY_GRANT) & ~forecast_rows(lines, grid)].groupby("year")["amount"].sum()
     flows = central_flows(before_claims, fund_needs(lines, grid, income_cuts), recorded, at_cut["free"],
                           at_cut["cash_less_free"], sorted(grid["year"].unique()))
-    rolled = roll_forward(flows, FundRules.of(scenario, inputs.assumptions.interest_rate))
+    rules = FundRules.of(scenario, inputs.assumptions.interest_rate)
+    rolled = roll_forward(flows, rules)
+    exposure = shock_exposure(lines[~programme], grid, inputs, flows, libraries, scenario, last_actual)
     claims = rolled.claims
     paid = claims.assign(line=np.where(claims["kind"] == DISCRETIONARY, FUND_TOP_UP, CONTINGENCY_GRANT)).groupby(
         ["library_id", "year", "line"], as_index=False)["paid"].sum().rename(columns={"paid": "amount"})
@@ -714,7 +753,35 @@ def project_scenario(inputs: Inputs, scenario: Scenario) -> ScenarioRun:
     interim = interim_provision(projection, a.interim_provision_per_year, a.interim_provision_years, a.cost_growth)
     council = without_failed_libraries(council_costs(lines, claims, rolled.ledger, [lease_fees, taken_back, interim], grid),
                                        projection)
-    return ScenarioRun(projection, lines, council, claims, rolled.ledger, leases, libraries, schedule, base)
+    return ScenarioRun(projection, lines, council, claims, rolled.ledger, leases, libraries, schedule, base, flows,
+                       exposure, rules, fits)
+
+
+def shock_exposure(lines: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs, flows: Flows, libraries: pd.DataFrame,
+                   scenario: Scenario, last_actual: pd.Series) -> Exposure:
+    """What the simulation's shocks act on, from the scenario's central lines in forecast years:
+    self-generated income, the ratio lines that move with it, the other trend costs; and which
+    libraries carry their own fabric (a full-repairing lease, unless the council takes running costs)."""
+    ahead = lines[forecast_rows(lines, grid)]
+    method = ahead["line"].map(inputs.lines.set_index("line")["forecast"])
+
+    def array(rows: pd.DataFrame) -> np.ndarray:
+        return library_year_array(rows, "amount", flows.libraries, flows.years)
+
+    lease = libraries.set_index("library_id")["lease_type"].reindex(flows.libraries)
+    carries = (lease == "full_repairing").to_numpy() & (not scenario["council.takes_running_costs"])
+    since = flows.years[None, :] - last_actual.reindex(flows.libraries).to_numpy()[:, None]
+    return Exposure(array(ahead[ahead["group"] == "self_generated"]), array(ahead[method == "ratio"]),
+                    array(ahead[(ahead["side"] == "expenditure") & (method == "trend")]), carries,
+                    np.where(flows.ahead, since, 0))
+
+
+def simulate_run(run: ScenarioRun, assumptions: Assumptions, draws: int | None = None, shocks: bool = True) -> Simulated:
+    """The scenario's futures (:mod:`cml.simulation`), from the same flows and rules as its central path."""
+    settings = SimulationSettings.of(assumptions)
+    uncertainty = Uncertainty.of(run.fits, run.flows.libraries, settings, assumptions.cost_growth)
+    return simulate(run.flows, run.exposure, run.rules, uncertainty if shocks else uncertainty.without_shocks(),
+                    settings, draws)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,7 +801,16 @@ def labelled(frame: pd.DataFrame, scenario: str, names: pd.Series | None = None)
 def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
     """Run every scenario, stack the results, and run every reconciliation check."""
     names = inputs.libraries.set_index("library_id")["name"]
-    runs = {s.name: project_scenario(inputs, s) for s in scenarios}
+    fits: dict[tuple, Fits] = {}  # by cut-off: scenarios that start from the same accounts share one fit
+
+    def fitted(scenario: Scenario) -> Fits:
+        at_cut = replace(inputs, assumptions=scenario.assumptions)
+        key = tuple(last_actual_years(at_cut).items())
+        if key not in fits:
+            fits[key] = fit_for(at_cut)
+        return fits[key]
+
+    runs = {s.name: project_scenario(inputs, s, fitted(s)) for s in scenarios}
 
     def stack(attribute: str, with_names: bool = False) -> pd.DataFrame:
         return pd.concat([labelled(getattr(run, attribute), name, names if with_names else None)
@@ -774,4 +850,20 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
         assumptions=baseline_assumptions,
         settings={s.name: dict(s.settings) for s in scenarios},
     )
+    simulated = {name: simulate_run(run, next(s.assumptions for s in scenarios if s.name == name))
+                 for name, run in runs.items()}
+    forecast = replace(forecast, risk=pd.concat([labelled(library_risk(sim), name, names) for name, sim in simulated.items()],
+                                                ignore_index=True),
+                       portfolio_risk=pd.concat([labelled(portfolio_risk(sim), name) for name, sim in simulated.items()],
+                                                ignore_index=True),
+                       fits=fit_table(baseline.fits), fit_records=tuple(baseline.fits.records()))
     return replace(forecast, checks=tuple(assert_reconciles(forecast, inputs)))
+
+
+def fit_table(fits: Fits) -> pd.DataFrame:
+    """Per library: the growth each model gives and how much of it is the library's own evidence."""
+    income = fits.self_generated.growth.add_prefix("income_")
+    costs = fits.costs.growth[["growth"]].rename(columns={"growth": "cost_drift"})
+    table = income.join(costs).reset_index().rename(columns={"index": "library_id"})
+    table["income_growth_percent"] = np.expm1(table["income_growth"]) * 100
+    return table

@@ -1,0 +1,230 @@
+"""Many futures at once: the simulation stage, where uncertainty enters.
+
+The central forecast is one future with no shocks. Here the same roll-forward
+(:func:`cml.fund.roll`) runs over thousands of draws, each a future in which, for every library:
+
+* **self-generated income** moves around the central path by the fitted residual spread of the
+  pooled model (:mod:`cml.forecasting`), persistent from year to year at the fitted lag-1
+  autocorrelation, part of it a year shock shared by all libraries (``simulation.common_share``);
+  and its growth rate is itself uncertain (drawn from the library's slope uncertainty), so the
+  band widens with the years. Café cost of sales (``ratio`` lines) moves with it;
+* **recurring costs** move by the cost model's residual spread, and the cost drift is drawn from
+  its standard error, common to all libraries (inflation is one economy);
+* **building failures** strike libraries that carry their own fabric (full-repairing leases, in
+  that scenario) with ``simulation.building_failure_probability`` a year, at a cost drawn from a
+  log-normal with the given median and 90th percentile, in first-forecast-year prices grown with
+  costs; where the scenario's fund pays failures, they are claims on it like any other.
+
+Closures and the scenarios' dated shocks are in every draw, as in the central path. The fund is
+shared within a future: one library's claim leaves less for the others in that draw. Draws are
+made in chunks, each from its own ``numpy.random.SeedSequence`` child, so a run is reproducible
+and memory is bounded by the chunk.
+
+What comes out is ``risk`` (per library and year: the probability that free reserves have been
+exhausted by then, and their percentiles) and ``portfolio_risk`` (per year: libraries run out,
+the fund's balance and combined free reserves, as distributions).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from cml.forecasting import Fits
+from cml.fund import Flows, FundRules, roll
+
+PERCENTILES = (5, 10, 25, 50, 75, 90, 95)
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """The spreads a scenario's draws are made from (all nil: every draw is the central path)."""
+
+    income_sd: float  # residual sd of log self-generated income
+    income_persistence: float
+    income_growth_sd: np.ndarray  # (libraries,): sd of each library's growth rate
+    cost_sd: float
+    cost_persistence: float
+    cost_drift_sd: float  # common to all libraries
+    common_share: float  # share of residual variance common to all libraries in a year
+    failure_probability: float
+    failure_median: float
+    failure_p90: float
+    cost_growth: float  # failure costs grow with costs from the first forecast year
+
+    @classmethod
+    def of(cls, fits: Fits, libraries: np.ndarray, settings: SimulationSettings, cost_growth: float) -> Uncertainty:
+        return cls(
+            income_sd=fits.self_generated.residual_sd, income_persistence=fits.self_generated.persistence,
+            income_growth_sd=fits.self_generated.growth["growth_sd"].reindex(libraries).fillna(0.0).to_numpy(),
+            cost_sd=fits.costs.residual_sd, cost_persistence=fits.costs.persistence,
+            cost_drift_sd=float(fits.costs.record.get("fixed_slope_se", 0.0)),
+            common_share=settings.common_share, failure_probability=settings.building_failure_probability,
+            failure_median=settings.building_failure_cost_median, failure_p90=settings.building_failure_cost_p90,
+            cost_growth=cost_growth)
+
+    def without_shocks(self) -> Uncertainty:
+        return replace(self, income_sd=0.0, income_growth_sd=self.income_growth_sd * 0.0, cost_sd=0.0,
+                       cost_drift_sd=0.0, failure_probability=0.0)
+
+
+@dataclass(frozen=True)
+class SimulationSettings:
+    """``[simulation]`` of assumptions.toml."""
+
+    draws: int
+    seed: int
+    chunk_draws: int
+    common_share: float
+    building_failure_probability: float
+    building_failure_cost_median: float
+    building_failure_cost_p90: float
+
+    @classmethod
+    def of(cls, assumptions) -> SimulationSettings:
+        return cls(**{f: getattr(assumptions, f"simulation_{f}") for f in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What the shocks act on in one scenario, as (libraries, years) arrays of the central path."""
+
+    self_generated: np.ndarray  # self-generated income (after the scenario's levers and closures)
+    linked_costs: np.ndarray  # ratio lines (café cost of sales), which move with it
+    costs: np.ndarray  # other recurring trend costs
+    carries_fabric: np.ndarray  # (libraries,): a full-repairing lease in this scenario
+    horizon_years: np.ndarray  # (libraries, years): years since the library's last actual (0 in actual years)
+
+
+def persistent_noise(rng: np.random.Generator, shape: tuple[int, int, int], sd: float, persistence: float,
+                     common_share: float) -> np.ndarray:
+    """(draws, libraries, years) AR(1) noise of standard deviation ``sd`` whose innovations are part
+    common to every library in a draw-year (``common_share`` of the variance)."""
+    draws, libraries, years = shape
+    if sd == 0:
+        return np.zeros(shape, np.float32)
+    common = rng.standard_normal((draws, 1, years), dtype=np.float32)
+    own = rng.standard_normal(shape, dtype=np.float32)
+    shocks = np.sqrt(common_share) * common + np.sqrt(1.0 - common_share) * own
+    noise = np.empty(shape, np.float32)
+    noise[..., 0] = shocks[..., 0]
+    carry, fresh = persistence, np.sqrt(1.0 - persistence ** 2)
+    for j in range(1, years):
+        noise[..., j] = carry * noise[..., j - 1] + fresh * shocks[..., j]
+    return noise * np.float32(sd)
+
+
+def failure_costs(rng: np.random.Generator, shape: tuple[int, int, int], exposure: Exposure, u: Uncertainty
+                  ) -> np.ndarray:
+    """(draws, libraries, years) building-failure costs: nil in most cells."""
+    costs = np.zeros(shape, np.float32)
+    if u.failure_probability <= 0 or not exposure.carries_fabric.any():
+        return costs
+    ahead = exposure.horizon_years > 0
+    hit = (rng.random(shape, dtype=np.float32) < u.failure_probability) & (ahead & exposure.carries_fabric[:, None])
+    count = int(hit.sum())
+    if count:
+        sigma = max(np.log(u.failure_p90 / u.failure_median) / 1.2815515655446004, 0.0)
+        grown = (1.0 + u.cost_growth) ** (exposure.horizon_years - 1)
+        amounts = u.failure_median * np.exp(sigma * rng.standard_normal(count))
+        costs[hit] = (amounts * np.broadcast_to(grown, shape)[hit]).astype(np.float32)
+    return costs
+
+
+def draw_flows(rng: np.random.Generator, draws: int, central: Flows, exposure: Exposure, u: Uncertainty,
+               pays_failures: bool) -> Flows:
+    """One chunk of futures: the central flows with income, cost and failure shocks."""
+    n_lib, n_year = central.ahead.shape
+    shape = (draws, n_lib, n_year)
+    h = exposure.horizon_years[None].astype(np.float32)
+    growth = rng.standard_normal((draws, n_lib, 1), dtype=np.float32) * u.income_growth_sd[None, :, None].astype(np.float32)
+    income_factor = np.exp(growth * h + persistent_noise(rng, shape, u.income_sd, u.income_persistence, u.common_share))
+    drift = rng.standard_normal((draws, 1, 1), dtype=np.float32) * np.float32(u.cost_drift_sd)
+    cost_factor = np.exp(drift * h + persistent_noise(rng, shape, u.cost_sd, u.cost_persistence, u.common_share))
+    ahead = central.ahead[None]
+    f32 = np.float32
+    income_change = np.where(ahead, (income_factor - 1.0) * exposure.self_generated.astype(f32), f32(0.0))
+    spending_change = np.where(ahead, (income_factor - 1.0) * exposure.linked_costs.astype(f32)
+                               + (cost_factor - 1.0) * exposure.costs.astype(f32), f32(0.0))
+    failures = failure_costs(rng, shape, exposure, u)
+    needs = {kind: need.astype(f32) for kind, need in central.needs.items()}
+    if pays_failures and failures.any():
+        needs["building_failure"] = needs.get("building_failure", f32(0.0)) + failures
+    return replace(central, surplus=central.surplus.astype(f32) + income_change - spending_change - failures,
+                   recurring=central.recurring.astype(f32) + spending_change, needs=needs)
+
+
+@dataclass(frozen=True)
+class Simulated:
+    """One scenario's futures: own free reserves (draws, libraries, years; NaN outside forecast
+    years) and the fund's closing balance and unmet-for-want-of-money (draws, years)."""
+
+    libraries: np.ndarray
+    years: np.ndarray
+    free_reserves: np.ndarray
+    fund_closing: np.ndarray
+    fund_unmet_empty: np.ndarray
+
+
+def simulate(central: Flows, exposure: Exposure, rules: FundRules, u: Uncertainty, settings: SimulationSettings,
+             draws: int | None = None) -> Simulated:
+    """Run ``draws`` futures (default ``simulation.draws``) in chunks of ``chunk_draws``; each
+    chunk's random numbers come from its own child of ``SeedSequence(seed)``, so the results do
+    not depend on the machine or on the other chunks."""
+    total = settings.draws if draws is None else draws
+    sizes = [min(settings.chunk_draws, total - start) for start in range(0, total, settings.chunk_draws)]
+    children = np.random.SeedSequence(settings.seed).spawn(len(sizes))
+    free, closing, unmet = [], [], []
+    for size, child in zip(sizes, children):
+        flows = draw_flows(np.random.default_rng(child), size, central, exposure, u, rules.pays_building_failures)
+        rolled = roll(flows, rules, size, dtype=np.float32)
+        free.append(rolled.free_reserves)
+        closing.append(rolled.ledger["closing"])
+        unmet.append(rolled.ledger["unmet_fund_empty"])
+    return Simulated(central.libraries, central.years, np.concatenate(free), np.concatenate(closing),
+                     np.concatenate(unmet))
+
+
+# ---------------------------------------------------------------------------------------------
+# What the futures say
+
+
+def exhausted_by(free: np.ndarray) -> np.ndarray:
+    """True from the first forecast year free reserves fall below nil, in each draw (never falls)."""
+    below = np.nan_to_num(free, nan=0.0) < 0
+    return np.maximum.accumulate(below, axis=-1)
+
+
+def library_risk(sim: Simulated) -> pd.DataFrame:
+    """``library_id, year, probability_run_out, free_reserves_p5 .. p95`` for forecast years."""
+    has = ~np.isnan(sim.free_reserves[0])
+    lib, yr = np.nonzero(has)
+    probability = exhausted_by(sim.free_reserves).mean(axis=0)
+    frame = pd.DataFrame({"library_id": sim.libraries[lib], "year": sim.years[yr],
+                          "probability_run_out": probability[lib, yr]})
+    quantiles = np.quantile(sim.free_reserves[:, lib, yr], np.asarray(PERCENTILES) / 100.0, axis=0)
+    for p, values in zip(PERCENTILES, quantiles):
+        frame[f"free_reserves_p{p}"] = values.astype(float)
+    return frame
+
+
+def portfolio_risk(sim: Simulated) -> pd.DataFrame:
+    """Per forecast year: libraries run out (mean, 10th and 90th percentile), combined free
+    reserves and the fund's balance (percentiles), and the probability the fund is exhausted by then."""
+    ahead = ~np.isnan(sim.free_reserves[0]).all(axis=0)
+    run_out = exhausted_by(sim.free_reserves).sum(axis=1)[:, ahead].astype(float)
+    combined = np.nansum(sim.free_reserves, axis=1)[:, ahead]
+    closing = sim.fund_closing[:, ahead]
+    dry = np.maximum.accumulate((np.nan_to_num(closing, nan=1.0) <= 0.005)
+                                | (np.nan_to_num(sim.fund_unmet_empty[:, ahead]) > 0.005), axis=1)
+    frame = pd.DataFrame({"year": sim.years[ahead], "libraries_run_out_mean": run_out.mean(axis=0),
+                          "libraries_run_out_p10": np.quantile(run_out, 0.1, axis=0),
+                          "libraries_run_out_p90": np.quantile(run_out, 0.9, axis=0)})
+    for p, values in zip(PERCENTILES, np.quantile(combined, np.asarray(PERCENTILES) / 100.0, axis=0)):
+        frame[f"combined_free_reserves_p{p}"] = values
+    for p, values in zip((10, 50, 90), np.quantile(np.nan_to_num(closing), (0.1, 0.5, 0.9), axis=0)):
+        frame[f"fund_balance_p{p}"] = values
+    frame["probability_fund_exhausted"] = dry.mean(axis=0)
+    return frame
