@@ -116,6 +116,9 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "fund": forecast.claims[FUND_COLUMNS],
         "fund_ledger": forecast.fund[FUND_LEDGER_COLUMNS],
         "leases": forecast.leases.assign(lease_end=forecast.leases["lease_end"].dt.strftime("%Y-%m-%d"))[LEASE_COLUMNS],
+        "risk": forecast.risk,
+        "portfolio_risk": forecast.portfolio_risk,
+        "fits": forecast.fits,
         "projection": forecast.projection[PROJECTION_COLUMNS],
         **({} if forecast.backtest is None else {
             "backtest": forecast.backtest.rows.assign(cutoff=forecast.backtest.rows["cutoff"].map(fy_label),
@@ -155,6 +158,7 @@ def write_run_json(forecast: Forecast, inputs: Inputs, info: dict, path: Path, p
         "inputs": inputs.checksums,
         "assumptions": inputs.assumptions.raw,
         "checks": [asdict(check) for check in forecast.checks],
+        "models": list(forecast.fit_records),
         "all_checks_passed": all(check.passed for check in forecast.checks),
         **(pack or {}),
     }

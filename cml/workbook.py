@@ -45,7 +45,8 @@ _XML_UNSAFE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 @dataclass(frozen=True)
 class Column:
     """How one column reads in the workbook: its heading (with the unit) and its kind
-    (``money``, ``months``, ``count``, ``number`` or ``text``)."""
+    (``money``, ``months``, ``count``, ``number``, ``share`` - a fraction shown as a percentage -
+    or ``text``)."""
 
     heading: str
     kind: str = "text"
@@ -151,15 +152,37 @@ COLUMNS: dict[str, Column] = {
     "pairs": Column("Forecasts scored", "count"),
     "mean_absolute_error": Column("Mean absolute error (£)", "money"),
     "bias": Column("Bias: mean of forecast less actual (£)", "money"),
+    # the simulation (risk, portfolio_risk) and the fitted models (fits)
+    "probability_run_out": Column("Chance free reserves have run out by this year", "share"),
+    "libraries_run_out_mean": Column("Libraries run out by this year: average of the futures", "number"),
+    "libraries_run_out_p10": Column("Libraries run out: 1 future in 10 has fewer", "number"),
+    "libraries_run_out_p90": Column("Libraries run out: 1 future in 10 has more", "number"),
+    "fund_balance_p10": Column("Contingency fund balance: 1 future in 10 lower (£)", "money"),
+    "fund_balance_p50": Column("Contingency fund balance: middle future (£)", "money"),
+    "fund_balance_p90": Column("Contingency fund balance: 1 future in 10 higher (£)", "money"),
+    "probability_fund_exhausted": Column("Chance the contingency fund has run dry by this year", "share"),
+    "income_growth": Column("Self-generated income growth used (log, a year)", "number"),
+    "income_growth_percent": Column("Self-generated income growth used (% a year)", "number"),
+    "income_fitted_growth": Column("Growth the pooled fit gives the library (log, a year)", "number"),
+    "income_growth_sd": Column("Uncertainty of that growth (sd, log)", "number"),
+    "income_weight": Column("Weight on the fit (against growth.income)", "share"),
+    "income_points": Column("Years of accounts fitted", "count"),
+    "cost_drift": Column("Cost drift beyond growth.costs (log, a year)", "number"),
+    "covered_50": Column("Actual inside the forecast's middle 50%", "share"),
+    "covered_90": Column("Actual inside the forecast's middle 90%", "share"),
+    "crps": Column("CRPS: error of the whole forecast distribution (£)", "money"),
 }
 # Families of columns named by a prefix: (prefix, heading with {rest} for the rest of the name, kind).
 COLUMN_FAMILIES = [
     ("council_cost_", "Council cost: {rest} (£)", "money"),
     ("libraries_", "Libraries {rest}", "count"),
+    ("free_reserves_p", "Free reserves: {rest}th percentile of the futures (£)", "money"),
+    ("combined_free_reserves_p", "All libraries' free reserves: {rest}th percentile (£)", "money"),
 ]
 SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summary", "portfolio": "Portfolio",
                "fund": "Fund claims", "fund_ledger": "Fund ledger", "leases": "Leases", "projection": "Projection",
-               "backtest": "Backtest", "backtest_scores": "Backtest scores"}
+               "backtest": "Backtest", "backtest_scores": "Backtest scores", "risk": "Risk by library",
+               "portfolio_risk": "Risk, all libraries", "fits": "Fitted growth"}
 DEFINITIONS = [
     ("Free reserves", ("Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "
                       "what a library could spend on running costs.")),
@@ -246,7 +269,7 @@ def _width(values: pd.Series, spec: Column, cells: np.ndarray | None) -> int:
     """Characters a column needs to show its longest value (estimated from the values, not drawn)."""
     heading_words = max((len(word) for word in spec.heading.split()), default=0)
     heading = min(len(spec.heading), 22)
-    if spec.kind in ("money", "number", "count", "months") and cells is not None:
+    if spec.kind in ("money", "number", "count", "months", "share") and cells is not None:
         finite = cells[np.isfinite(cells)]
         biggest = float(np.abs(finite).max()) if finite.size else 0.0
         content = len(f"{biggest:,.0f}") + (3 if spec.kind != "count" else 0)
@@ -262,7 +285,7 @@ def _cells(values: pd.Series, spec: Column) -> np.ndarray | list:
     """The column's values as they are written: floats (pennies for money) or Python objects."""
     if spec.kind == "money":
         return pennies(values)
-    if spec.kind in ("months", "number"):
+    if spec.kind in ("months", "number", "share"):
         return values.to_numpy(dtype=float)
     if spec.kind == "count" and pd.api.types.is_numeric_dtype(values):
         return values.to_numpy(dtype=float)
@@ -290,6 +313,7 @@ def write_workbook(frames: dict[str, pd.DataFrame], path: Path, illustrative: bo
         "months": book.add_format({"num_format": MONTHS_FORMAT}),
         "count": book.add_format({"num_format": COUNT_FORMAT}),
         "number": book.add_format({"num_format": NUMBER_FORMAT}),
+        "share": book.add_format({"num_format": "0%"}),
         "text": None,
     }
     heading = book.add_format({"bold": True, "text_wrap": True, "valign": "top", "bottom": 1})
