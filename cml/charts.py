@@ -174,10 +174,25 @@ def reserves_chart(data: dict, fmt: str = "svg") -> Chart:
     ax.fill_between(positions, 0, data["reserves_target"], color=GREEN, alpha=0.18, linewidth=0,
                     label=f"Reserves policy: {data['target_months']:g} months of spending")
     ax.axhline(0, color="#000000", linewidth=0.8)
+    _fan(ax, data.get("fan"), actual)
     _plot_actual_and_forecast(ax, data["closing_reserves"], actual, "Total reserves", "#666666", 1.0, "s")
     _plot_actual_and_forecast(ax, data["free_reserves"], actual, "Free reserves", BLUE, 2.0, "o")
     _mark_grant_end(ax, labels, data["last_grant_year"])
     return _money_by_year_chart(figure, ax, labels, actual, _reserves_alt(data), fmt)
+
+
+def _fan(ax: Axes, fan: dict | None, actual: Sequence[bool], colour: str = BLUE) -> None:
+    """Bands of the central 90% and 50% of simulated futures over the forecast years, joined to
+    the last actual year (where every future starts from the accounts). ``fan`` has ``p5, p25,
+    p75, p95`` lists over the forecast years and ``start``, the last actual value."""
+    if not fan:
+        return
+    first = sum(actual)
+    x = list(range(first - 1, first + len(fan["p5"])))
+    for low, high, alpha, label in (("p5", "p95", 0.15, "9 futures in 10 fall in this band"),
+                                    ("p25", "p75", 0.32, "the middle half of futures")):
+        ax.fill_between(x, [fan["start"], *fan[low]], [fan["start"], *fan[high]], color=colour, alpha=alpha,
+                        linewidth=0, label=label, zorder=1)
 
 
 def _money_by_year_chart(figure: Figure, ax: Axes, labels: Sequence[str], actual: Sequence[bool], alt: str,
@@ -206,10 +221,14 @@ def _reserves_alt(data: dict) -> str:
     last = sum(actual) - 1
     run_out = (f"they fall below zero in {data['run_out_year']}" if data["run_out_year"]
                else f"they stay above zero to {labels[-1]}")
+    fan = data.get("fan")
+    band = (f" Shaded bands around the forecast show where 9 in 10 and the middle half of simulated futures "
+            f"fall: in {labels[-1]} between {money(fan['p5'][-1])} and {money(fan['p95'][-1])} for 9 in 10."
+            if fan else "")
     return (f"Line chart of free and total reserves by year, {labels[0]} to {labels[-1]}, "
             f"against a band showing the reserves policy of {data['target_months']:g} months of spending. "
             f"Free reserves were {money(free[last])} at the end of {labels[last]} (latest accounts) "
-            f"and are forecast at {money(free[-1])} in {labels[-1]}; {run_out}. "
+            f"and are forecast at {money(free[-1])} in {labels[-1]}; {run_out}.{band} "
             f"The council grant ends after {data['last_grant_year']}.")
 
 
@@ -325,7 +344,28 @@ def _portfolio_reserves_alt(data: dict) -> str:
             f"{labels[0]} to {labels[-1]}, one line per scenario. {per_scenario}.")
 
 
+def portfolio_fan_chart(data: dict, fmt: str = "svg") -> Chart:
+    """All libraries' free reserves added together, central path with the simulation's bands.
+
+    ``data`` keys: ``financial_year``, ``last_actual_year``, ``central`` (totals, every year),
+    ``fan`` (``p5, p25, p75, p95`` over the forecast years, ``start``) and ``scenario`` (label).
+    """
+    labels = data["financial_year"]
+    actual = _actual_flags(labels, data["last_actual_year"])
+    figure, ax = _figure(2.7)
+    _fan(ax, data["fan"], actual)
+    _plot_actual_and_forecast(ax, data["central"], actual, "All libraries", BLUE, 2.0, "o")
+    ax.axhline(0, color="#000000", linewidth=0.8)
+    fan = data["fan"]
+    alt = (f"Line chart of the free reserves of all libraries added together, {labels[0]} to {labels[-1]}, "
+           f"{data['scenario']}, with shaded bands for the simulated futures. In {labels[-1]} the forecast is "
+           f"{money(data['central'][-1])}; 9 in 10 futures fall between {money(fan['p5'][-1])} and "
+           f"{money(fan['p95'][-1])}.")
+    return _money_by_year_chart(figure, ax, labels, actual, alt, fmt)
+
+
 CHARTS: dict[str, Callable[[dict, str], Chart]] = {
+    "portfolio_fan": portfolio_fan_chart,
     "reserves": reserves_chart,
     "income": income_chart,
     "rag": rag_chart,

@@ -52,6 +52,7 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import click
+import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from cml.backtest import describe_cutoffs
@@ -202,10 +203,28 @@ def method_context(forecast: Forecast, library_id: str | None = None) -> dict:
     if library_id is not None:
         base = base[base["library_id"] == library_id]
     base_labels = sorted(set(base["financial_year"]), key=parse_fy)
+    own = forecast.fits.set_index("library_id")["income_growth"].get(library_id) if library_id is not None else None
     return {"base_years": a.base_years, "base_labels": year_ranges(base_labels) if base_labels else "",
+            "own_income_growth": float(np.expm1(own)) if own is not None else None,
             "abnormal": year_ranges([fy_label(y) for y in a.abnormal_years]) if a.abnormal_years else "",
             "cost_growth": a.cost_growth, "income_growth": a.income_growth, "interest_rate": a.interest_rate,
             "gap_years": a.annual_gap_years}
+
+
+def simulation_context(forecast: Forecast) -> dict:
+    """What the method note says about the fitted models and the simulation."""
+    a = forecast.assumptions
+    records = {r["model_of"]: r for r in forecast.fit_records}
+    income, costs = records.get("self_generated", {}), records.get("costs", {})
+    return {"draws": a.simulation_draws, "income_model": income.get("model", ""),
+            "income_fixed_growth": float(np.expm1(income.get("fixed_slope", 0.0))),
+            "income_sd": income.get("residual_sd", 0.0), "prior_sd": a.growth_prior_sd,
+            "mean_weight": income.get("mean_weight", 0.0), "income_fallback": income.get("fallback", ""),
+            "warnings": sorted({w.rstrip(".") for r in forecast.fit_records for w in r.get("warnings", [])}),
+            "cost_drift_used": bool(costs.get("drift_used", False)), "cost_drift_note": costs.get("drift_note", ""),
+            "common_share": a.simulation_common_share, "failure_probability": a.simulation_building_failure_probability,
+            "failure_median": a.simulation_building_failure_cost_median,
+            "failure_p90": a.simulation_building_failure_cost_p90}
 
 
 def run_context(run_info: dict) -> dict:
@@ -413,6 +432,34 @@ def _cafe_ratio(forecast: Forecast, library_id: str) -> float | None:
     return float(ratios["ratio"].iloc[0]) if len(ratios) and ratios["ratio"].iloc[0] > 0 else None
 
 
+def chance(probability: float) -> str:
+    """A probability in round words a treasurer reads, with no false precision.
+
+    >>> [chance(p) for p in (0.0, 0.04, 0.12, 0.5, 0.68, 0.96, 1.0)]
+    ['under 1 in 20', 'under 1 in 20', 'about 1 in 10', 'about 5 in 10', 'about 7 in 10', 'over 19 in 20', 'over 19 in 20']
+    """
+    if probability < 0.05:
+        return "under 1 in 20"
+    if probability > 0.95:
+        return "over 19 in 20"
+    return f"about {max(1, min(9, int(_half_up(probability * 10))))} in 10"
+
+
+def risk_context(risk: pd.DataFrame, first_forecast_year: int, within: tuple[int, ...] = (3, 5)) -> dict:
+    """The simulation's view of one library (baseline): the chance its free reserves run out within
+    3 and 5 years (counting the first forecast year), and the fan's bands for the chart."""
+    risk = risk.sort_values("year").set_index("year")
+    horizon = int(risk.index.max())
+    chances = []
+    for years in within:
+        by = min(first_forecast_year + years - 1, horizon)
+        p = float(risk.loc[by, "probability_run_out"])
+        chances.append({"years": years, "by": fy_label(by), "probability": p, "words": chance(p),
+                        "last": chance(1.0 - p)})
+    return {"chances": chances, "horizon_words": chance(float(risk["probability_run_out"].iloc[-1])),
+            "fan": {f"p{p}": risk[f"free_reserves_p{p}"].tolist() for p in (5, 25, 50, 75, 95)}}
+
+
 def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dict:
     """Everything one library's briefing shows, as plain data.
 
@@ -432,6 +479,9 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
     lines = forecast.lines[(forecast.lines["library_id"] == library_id) & (forecast.lines["scenario"] == BASELINE)]
     trustees = forecast.trustee_projections[forecast.trustee_projections["library_id"] == library_id]
     chart_years = {"financial_year": [r["financial_year"] for r in years], "actual": [r["actual"] for r in years]}
+    own_risk = forecast.risk[(forecast.risk["library_id"] == library_id) & (forecast.risk["scenario"] == BASELINE)]
+    risk = risk_context(own_risk, parse_fy(library["last_actual_year"]) + 1)
+    last_actual_free = [r["free_reserves"] for r in years if r["actual"]][-1]
     return {
         "title": f"{library['name']}: sustainability briefing",
         "footer_title": library["name"],
@@ -457,6 +507,8 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
         "years": years,
         "scenarios": _scenario_rows(forecast, library_id),
         "first_forecast_year": fy_label(parse_fy(library["last_actual_year"]) + 1),
+        "risk": risk,
+        "simulation": simulation_context(forecast),
         "trustees": _trustee_rows(trustees, projection),
         "trustee_years_not_shown": year_ranges(
             [fy_label(year) for year in sorted(set(trustees["year"]) - set(projection["year"]))]),
@@ -468,7 +520,8 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
                                            for key in ("free_reserves", "closing_reserves", "reserves_target")},
                          "target_months": float(library["reserves_target_months"]),
                          "last_grant_year": baseline["last_grant_year"],
-                         "run_out_year": baseline["run_out_year"]},
+                         "run_out_year": baseline["run_out_year"],
+                         "fan": risk["fan"] | {"start": last_actual_free}},
             "income": {**chart_years,
                        "income": _income_by_group(lines, [r["year"] for r in years]),
                        "expenditure": [r["expenditure"] for r in years]},
@@ -638,6 +691,31 @@ def _backtest_context(forecast: Forecast) -> dict | None:
             "beats_all": all(row["beats"] for row in normal), "flags": _records(forecast.backtest.flags)}
 
 
+def _portfolio_fan(forecast: Forecast, every_year: pd.DataFrame, last_actual_year: str) -> dict:
+    """The baseline's bands of combined free reserves over the forecast years."""
+    risk = forecast.portfolio_risk[forecast.portfolio_risk["scenario"] == BASELINE].sort_values("year")
+    risk = risk[risk["year"] > parse_fy(last_actual_year)]
+    start = float(every_year.loc[every_year["financial_year"] == last_actual_year, "free_reserves"].iloc[0])
+    return {f"p{p}": risk[f"combined_free_reserves_p{p}"].tolist() for p in (5, 25, 75, 95)} | {"start": start}
+
+
+def _portfolio_risk_rows(forecast: Forecast, scenarios: list[str], first_forecast_year: int) -> list[dict]:
+    """Per scenario, from the simulation: libraries run out within 3 and 5 years and by the
+    horizon (average and the 1-in-10 range), and the chance the contingency fund runs dry."""
+    rows = []
+    for name in scenarios:
+        risk = forecast.portfolio_risk[forecast.portfolio_risk["scenario"] == name].set_index("year")
+        horizon = int(risk.index.max())
+        points = []
+        for year in (first_forecast_year + 2, first_forecast_year + 4, horizon):
+            at = risk.loc[min(year, horizon)]
+            points.append({"by": fy_label(min(year, horizon)), "mean": float(at["libraries_run_out_mean"]),
+                           "low": int(at["libraries_run_out_p10"]), "high": int(at["libraries_run_out_p90"])})
+        rows.append({"label": readable(name), "points": points,
+                     "fund_dry": chance(float(risk["probability_fund_exhausted"].iloc[-1]))})
+    return rows
+
+
 def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
     """Everything the portfolio report shows, as plain data, after checking it adds up."""
     check_portfolio_totals(forecast)
@@ -670,6 +748,8 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
         "rag_rule": rag_rule(forecast),
         "method": method_context(forecast),
         "backtest": _backtest_context(forecast),
+        "simulation": simulation_context(forecast),
+        "risk": _portfolio_risk_rows(forecast, scenarios, parse_fy(baseline["first_forecast_year"])),
         "fund": _fund_rules(forecast),
         "lease_threshold_years": forecast.settings[BASELINE]["lease.threshold_years"],
         "transfers": {"first": int(transfer_years.min()), "last": int(transfer_years.max())},
@@ -683,6 +763,10 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
         "chart_data": {
             "rag": {"financial_year": labels, "scenario": baseline["label"], "last_actual_year": last_actual_year,
                     **{status: every_year[f"libraries_{status.lower()}"].tolist() for status in RAG_ORDER}},
+            "portfolio_fan": {
+                "financial_year": labels, "last_actual_year": last_actual_year, "scenario": baseline["label"],
+                "central": every_year["free_reserves"].tolist(),
+                "fan": _portfolio_fan(forecast, every_year, last_actual_year)},
             "portfolio_reserves": {
                 "financial_year": labels, "last_actual_year": last_actual_year,
                 "series": {readable(name): forecast.portfolio[forecast.portfolio["scenario"] == name]
