@@ -25,14 +25,14 @@ from pathlib import Path
 import click
 
 from cml import __version__
-from cml.backtest import run_backtest
+from cml.backtest import describe_cutoffs, run_backtest
 from cml.checks import ModelCheckFailed
 from cml.errors import InputError, summarise
 from cml.inputs import Inputs, load_inputs
 from cml.outputs import write_pack
 from cml.pack import FULL, ONE_LIBRARY, OutputsError, OutputsFolder
-from cml.projection import Forecast, build_forecast
-from cml.render import PortfolioMismatch, briefing_path, render_briefing, render_pack, slugify
+from cml.projection import Forecast, build_forecast, fit_for, project_scenario
+from cml.render import PortfolioMismatch, briefing_path, money, render_briefing, render_pack, slugify
 from cml.returns import write_template
 from cml.scenarios import (
     BASELINE,
@@ -335,6 +335,43 @@ def list_scenarios(inputs_dir: Path) -> None:
             click.echo(f"    same settings as {parent}")
         for change in changes:
             click.echo(f"    {change}")
+
+
+@main.command("backtest")
+@inputs_option
+@click.option("--csv", "csv_path", type=click.Path(path_type=Path), default=None,
+              help="Also write every forecast-against-actual pair to this CSV file.")
+@reports_input_errors
+def backtest_command(inputs_dir: Path, csv_path: Path | None) -> None:
+    """Score the status quo forecast against the accounts: re-run from every past cut-off, with
+    the naive forecasts beside it (the same figures as backtest.csv and the portfolio report).
+
+    Example:
+
+    \b
+        cml backtest --inputs inputs --csv /tmp/backtest.csv
+    """
+    inputs, scenarios = load_run(inputs_dir, (BASELINE,), None, ())
+    baseline = next(s for s in scenarios if s.name == BASELINE)
+    at_cut = dataclasses.replace(inputs, assumptions=baseline.assumptions)
+    full_run = project_scenario(at_cut, baseline, fit_for(at_cut)).projection
+    result = run_backtest(inputs, baseline, full_run)
+    if inputs.illustrative:
+        click.echo("ILLUSTRATIVE DATA: these scores are of made-up accounts.")
+    click.echo(f"Cut-offs {describe_cutoffs(result.rows)}; free reserves per library, years outside the Covid closures.")
+    click.echo(f"{'years':>5} {'pairs':>5} {'cml error':>10} {'flat':>10} {'trend':>10} {'cml bias':>10} "
+               f"{'in 50%':>7} {'in 90%':>7} {'CRPS':>10}")
+    scores = result.scores[~result.scores["covid_target"]]
+    for horizon, part in scores.groupby("horizon"):
+        by = part.set_index("method")
+        ours = by.loc["cml"]
+        click.echo(f"{int(horizon):>5} {int(ours['pairs']):>5} {money(ours['mean_absolute_error']):>10} "
+                   f"{money(by.loc['flat', 'mean_absolute_error']):>10} "
+                   f"{money(by.loc['three_year_trend', 'mean_absolute_error']):>10} {money(ours['bias']):>10} "
+                   f"{ours['covered_50']:>7.0%} {ours['covered_90']:>7.0%} {money(ours['crps']):>10}")
+    if csv_path is not None:
+        result.rows.to_csv(csv_path, index=False)
+        click.echo(f"Wrote {len(result.rows)} rows to {csv_path}")
 
 
 @main.command()

@@ -55,7 +55,7 @@ import click
 import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from cml.backtest import describe_cutoffs
+from cml.backtest import BACKTEST_DRAWS, describe_cutoffs
 from cml.fy import fy_end, fy_label, parse_fy, year_ranges
 from cml.inputs import CONTINGENCY_GRANT
 from cml.projection import Forecast, comparison_years, option_comparison
@@ -681,13 +681,17 @@ def _backtest_context(forecast: Forecast) -> dict | None:
         mae = part.pivot(index="horizon", columns="method", values="mean_absolute_error")
         bias = part.pivot(index="horizon", columns="method", values="bias")["cml"]
         pairs = part.pivot(index="horizon", columns="method", values="pairs")["cml"]
+        ours = part[part["method"] == "cml"].set_index("horizon")
         return [{"horizon": int(h), "pairs": int(pairs[h]), "cml": mae.loc[h, "cml"], "flat": mae.loc[h, "flat"],
-                 "trend": mae.loc[h, "three_year_trend"], "bias": bias[h],
+                 "trend": mae.loc[h, "three_year_trend"], "bias": bias[h], "covered_50": ours.loc[h, "covered_50"],
+                 "covered_90": ours.loc[h, "covered_90"], "crps": ours.loc[h, "crps"],
                  "beats": bool(mae.loc[h, "cml"] < min(mae.loc[h, "flat"], mae.loc[h, "three_year_trend"]))}
                 for h in mae.index]
 
     normal = by_horizon(False)
-    return {"cutoffs": describe_cutoffs(forecast.backtest.rows), "normal": normal, "covid": by_horizon(True),
+    first = normal[0] if normal else {"covered_50": 0.0, "covered_90": 0.0}
+    return {"calibrated": abs(first["covered_50"] - 0.5) <= 0.1 and abs(first["covered_90"] - 0.9) <= 0.1,
+            "draws": BACKTEST_DRAWS,"cutoffs": describe_cutoffs(forecast.backtest.rows), "normal": normal, "covid": by_horizon(True),
             "beats_all": all(row["beats"] for row in normal), "flags": _records(forecast.backtest.flags)}
 
 
