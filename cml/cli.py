@@ -358,10 +358,11 @@ def backtest_command(inputs_dir: Path, csv_path: Path | None) -> None:
     result = run_backtest(inputs, baseline, full_run)
     if inputs.illustrative:
         click.echo("ILLUSTRATIVE DATA: these scores are of made-up accounts.")
-    click.echo(f"Cut-offs {describe_cutoffs(result.rows)}; free reserves per library, years outside the Covid closures.")
+    click.echo(f"Cut-offs {describe_cutoffs(result.rows)}; free reserves per library, forecasts whose years ahead "
+               "do not include the Covid closures.")
     click.echo(f"{'years':>5} {'pairs':>5} {'cml error':>10} {'flat':>10} {'trend':>10} {'cml bias':>10} "
                f"{'in 50%':>7} {'in 90%':>7} {'CRPS':>10}")
-    scores = result.scores[~result.scores["covid_target"]]
+    scores = result.scores[~result.scores["through_covid"]]
     for horizon, part in scores.groupby("horizon"):
         by = part.set_index("method")
         ours = by.loc["cml"]

@@ -67,10 +67,11 @@ class Fit:
 
 @dataclass(frozen=True)
 class Fits:
-    """Both models for one cut-off of the accounts."""
+    """Both models for one cut-off of the accounts, and the spread of the lines too lumpy to model."""
 
     self_generated: Fit
     costs: Fit
+    lumpy: pd.DataFrame  # library_id, line, sd (:func:`lumpy_spread`)
 
     def records(self) -> list[dict]:
         return [self.self_generated.record, self.costs.record]
@@ -236,4 +237,31 @@ def fit_models(accounts: pd.DataFrame, lines: pd.DataFrame, last_actual: pd.Seri
                              income_growth, prior_sd)
     costs = fit_pooled(yearly_panel(accounts, lines, last_actual, first_year, COSTS), libraries, COSTS,
                        abnormal_years, cost_growth, 0.0)
-    return Fits(income, cost_drift(costs))
+    return Fits(income, cost_drift(costs), lumpy_spread(accounts, lines, last_actual, first_year, abnormal_years))
+
+
+def lumpy_spread(accounts: pd.DataFrame, lines: pd.DataFrame, last_actual: pd.Series, first_year: pd.Series,
+                 abnormal_years: tuple[int, ...]) -> pd.DataFrame:
+    """``library_id, line, sd``: for each line that comes and goes (a trend line averaged over
+    several base years in lines.csv: grants from other funders, fabric repairs), the standard
+    deviation of the library's yearly amounts over its normal full years up to the cut-off, a
+    year it did not report counting as nil. These lines are too lumpy for a growth model; their
+    own spread is what the simulation varies them by. Nil with fewer than two years.
+
+    >>> accounts = pd.DataFrame({"library_id": "a", "year": [2016, 2017, 2018], "line": "g",
+    ...                          "amount": [100.0, 300.0, 200.0]})
+    >>> lines = pd.DataFrame({"line": ["g"], "forecast": ["trend"], "base_years": ["3"]})
+    >>> lumpy_spread(accounts, lines, pd.Series({"a": 2018}), pd.Series({"a": 2015}), ()).to_dict("records")
+    [{'library_id': 'a', 'line': 'g', 'sd': 100.0}]
+    """
+    meta = lines.set_index("line")
+    counts = pd.to_numeric(meta["base_years"], errors="coerce") if "base_years" in meta else pd.Series(dtype=float)
+    lumpy = meta.index[meta["forecast"].isin(["trend", "fitted"]) & (counts.reindex(meta.index) > 1)]
+    years = pd.DataFrame([(library, year) for library, last in last_actual.items()
+                          for year in range(int(first_year[library]) + 1, int(last) + 1) if year not in abnormal_years],
+                         columns=["library_id", "year"])
+    grid = years.merge(pd.DataFrame({"line": lumpy}), how="cross")
+    amounts = accounts[accounts["line"].isin(lumpy)].groupby(["library_id", "year", "line"], as_index=False)["amount"].sum()
+    full = grid.merge(amounts, on=["library_id", "year", "line"], how="left").fillna({"amount": 0.0})
+    spread = full.groupby(["library_id", "line"])["amount"].std(ddof=1).fillna(0.0).rename("sd").reset_index()
+    return spread[["library_id", "line", "sd"]]

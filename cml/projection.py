@@ -739,7 +739,7 @@ def project_scenario(inputs: Inputs, scenario: Scenario, fits: Fits) -> Scenario
                           at_cut["cash_less_free"], sorted(grid["year"].unique()))
     rules = FundRules.of(scenario, inputs.assumptions.interest_rate)
     rolled = roll_forward(flows, rules)
-    exposure = shock_exposure(lines[~programme], grid, inputs, flows, libraries, scenario, last_actual)
+    exposure = shock_exposure(lines[~programme], grid, inputs, flows, libraries, scenario, last_actual, fits)
     claims = rolled.claims
     paid = claims.assign(line=np.where(claims["kind"] == DISCRETIONARY, FUND_TOP_UP, CONTINGENCY_GRANT)).groupby(
         ["library_id", "year", "line"], as_index=False)["paid"].sum().rename(columns={"paid": "amount"})
@@ -758,9 +758,10 @@ def project_scenario(inputs: Inputs, scenario: Scenario, fits: Fits) -> Scenario
 
 
 def shock_exposure(lines: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs, flows: Flows, libraries: pd.DataFrame,
-                   scenario: Scenario, last_actual: pd.Series) -> Exposure:
+                   scenario: Scenario, last_actual: pd.Series, run_fits: Fits) -> Exposure:
     """What the simulation's shocks act on, from the scenario's central lines in forecast years:
-    self-generated income, the ratio lines that move with it, the other trend costs; and which
+    self-generated income, the ratio lines that move with it, the lines that come and go, the
+    other trend costs; and which
     libraries carry their own fabric (a full-repairing lease, unless the council takes running costs)."""
     ahead = lines[forecast_rows(lines, grid)]
     method = ahead["line"].map(inputs.lines.set_index("line")["forecast"])
@@ -771,9 +772,12 @@ def shock_exposure(lines: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs, flow
     lease = libraries.set_index("library_id")["lease_type"].reindex(flows.libraries)
     carries = (lease == "full_repairing").to_numpy() & (not scenario["council.takes_running_costs"])
     since = flows.years[None, :] - last_actual.reindex(flows.libraries).to_numpy()[:, None]
+    spread = run_fits.lumpy.pivot(index="library_id", columns="line", values="sd").reindex(flows.libraries).fillna(0.0)
+    lumpy = tuple((bool(ahead.loc[ahead["line"] == line, "side"].eq("income").all()), array(ahead[ahead["line"] == line]),
+                   spread[line].to_numpy()) for line in spread.columns if (ahead["line"] == line).any())
     return Exposure(array(ahead[ahead["group"] == "self_generated"]), array(ahead[method == "ratio"]),
-                    array(ahead[(ahead["side"] == "expenditure") & (method == "trend")]), carries,
-                    np.where(flows.ahead, since, 0))
+                    array(ahead[(ahead["side"] == "expenditure") & (method == "trend") & ~ahead["line"].isin(spread.columns)]),
+                    lumpy, carries, np.where(flows.ahead, since, 0))
 
 
 def simulate_run(run: ScenarioRun, assumptions: Assumptions, draws: int | None = None, shocks: bool = True) -> Simulated:

@@ -677,7 +677,7 @@ def _backtest_context(forecast: Forecast) -> dict | None:
     scores = forecast.backtest.scores
 
     def by_horizon(covid: bool) -> list[dict]:
-        part = scores[scores["covid_target"] == covid]
+        part = scores[scores["through_covid"] == covid]
         mae = part.pivot(index="horizon", columns="method", values="mean_absolute_error")
         bias = part.pivot(index="horizon", columns="method", values="bias")["cml"]
         pairs = part.pivot(index="horizon", columns="method", values="pairs")["cml"]

@@ -8,6 +8,8 @@ The central forecast is one future with no shocks. Here the same roll-forward
   autocorrelation, part of it a year shock shared by all libraries (``simulation.common_share``);
   and its growth rate is itself uncertain (drawn from the library's slope uncertainty), so the
   band widens with the years. Café cost of sales (``ratio`` lines) moves with it;
+* **lines that come and go** (grants from other funders, fabric repairs: those lines.csv averages
+  over several years) vary each year by their own measured spread, never below nil;
 * **recurring costs** move by the cost model's residual spread, and the cost drift is drawn from
   its standard error, common to all libraries (inflation is one economy);
 * **building failures** strike libraries that carry their own fabric (full-repairing leases, in
@@ -94,25 +96,35 @@ class Exposure:
     self_generated: np.ndarray  # self-generated income (after the scenario's levers and closures)
     linked_costs: np.ndarray  # ratio lines (café cost of sales), which move with it
     costs: np.ndarray  # other recurring trend costs
+    lumpy: tuple  # (income side?, central (libraries, years), sd (libraries,)) per line that comes and goes
     carries_fabric: np.ndarray  # (libraries,): a full-repairing lease in this scenario
     horizon_years: np.ndarray  # (libraries, years): years since the library's last actual (0 in actual years)
 
 
 def persistent_noise(rng: np.random.Generator, shape: tuple[int, int, int], sd: float, persistence: float,
                      common_share: float) -> np.ndarray:
-    """(draws, libraries, years) AR(1) noise of standard deviation ``sd`` whose innovations are part
-    common to every library in a draw-year (``common_share`` of the variance)."""
+    """(draws, libraries, years) deviations from the central path, in log terms.
+
+    The residual around each library's fitted line is AR(1) with standard deviation ``sd`` and
+    lag-1 correlation ``persistence``; its innovations are part common to every library in a
+    draw-year (``common_share`` of the variance). The central path starts from the last actual
+    year, itself one noisy year and not the trend, so what is returned is each year's residual
+    less the base year's: variance ``2 sd^2 (1 - persistence^h)`` after ``h`` years. (Treating
+    the base year as the trend made the bands too narrow by about a third in the backtest.)
+    """
     draws, libraries, years = shape
     if sd == 0:
         return np.zeros(shape, np.float32)
-    common = rng.standard_normal((draws, 1, years), dtype=np.float32)
-    own = rng.standard_normal(shape, dtype=np.float32)
-    shocks = np.sqrt(common_share) * common + np.sqrt(1.0 - common_share) * own
+    steps = years + 1
+    common = rng.standard_normal((draws, 1, steps), dtype=np.float32)
+    own = rng.standard_normal((draws, libraries, steps), dtype=np.float32)
+    shocks = np.float32(np.sqrt(common_share)) * common + np.float32(np.sqrt(1.0 - common_share)) * own
+    carry, fresh = np.float32(persistence), np.float32(np.sqrt(1.0 - persistence ** 2))
+    level = shocks[..., 0]
     noise = np.empty(shape, np.float32)
-    noise[..., 0] = shocks[..., 0]
-    carry, fresh = persistence, np.sqrt(1.0 - persistence ** 2)
-    for j in range(1, years):
-        noise[..., j] = carry * noise[..., j - 1] + fresh * shocks[..., j]
+    for j in range(years):
+        level = carry * level + fresh * shocks[..., j + 1]
+        noise[..., j] = level - shocks[..., 0]
     return noise * np.float32(sd)
 
 
@@ -148,6 +160,14 @@ def draw_flows(rng: np.random.Generator, draws: int, central: Flows, exposure: E
     income_change = np.where(ahead, (income_factor - 1.0) * exposure.self_generated.astype(f32), f32(0.0))
     spending_change = np.where(ahead, (income_factor - 1.0) * exposure.linked_costs.astype(f32)
                                + (cost_factor - 1.0) * exposure.costs.astype(f32), f32(0.0))
+    if u.income_sd > 0 or u.cost_sd > 0:  # the lumpy lines vary unless every shock is off
+        for is_income, amount, sd in exposure.lumpy:
+            drawn = np.maximum(amount[None] + rng.standard_normal(shape, dtype=f32) * sd[None, :, None].astype(f32), 0.0)
+            change = np.where(ahead, drawn - amount[None], f32(0.0)).astype(f32)
+            if is_income:
+                income_change = income_change + change
+            else:
+                spending_change = spending_change + change
     failures = failure_costs(rng, shape, exposure, u)
     needs = {kind: need.astype(f32) for kind, need in central.needs.items()}
     if pays_failures and failures.any():

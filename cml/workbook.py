@@ -143,7 +143,7 @@ COLUMNS: dict[str, Column] = {
     "target_year": Column("Year forecast"),
     "horizon": Column("Years ahead", "count"),
     "method": Column("Forecast method"),
-    "covid_target": Column("Year forecast is a Covid year"),
+    "through_covid": Column("Years ahead include the Covid closures"),
     "forecast": Column("Forecast free reserves (£)", "money"),
     "actual": Column("Actual free reserves (£)", "money"),
     "error": Column("Forecast less actual (£)", "money"),
