@@ -636,8 +636,7 @@ def solve_income_levels(model: Model, running_share: float, iterations: int = 50
         mid = (low + high) / 2
         below = position_2023(model, simulate(model, mid, running_share), split) < target
         low, high = np.where(below, mid, low), np.where(below, high, mid)
-    level = (low + high) / 2
-    return level
+    return (low + high) / 2
 
 
 def self_generated_total(lines: dict[str, np.ndarray], year: int) -> float:
