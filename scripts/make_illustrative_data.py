@@ -22,8 +22,28 @@ fixed random seed, so that the data reproduces the totals the council published:
   grant tapers (seed 000 para 20); all libraries have reserves to last through 2021/22, some face
   trouble from 2022 (seed 000 para 21).
 
-How the accounts are made: each library gets a mix of income lines, cost lines that grow 2-4% a
-year, and random noise, all drawn once. Only two numbers are then solved for, by bisection:
+How the accounts are made. The process is deliberately not the one a forecaster would fit (one
+growth rate for all, independent noise), so the shipped data does not flatter any model:
+
+* self-generated income: each library's own underlying growth in cash terms, drawn from a
+  mixture (most +1% to +4.5% a year; some declining, -3% to -1%, as volunteers age out; a few
+  growing 7-12% for their first two to four years, then levelling at 1-3%); for 30% of libraries
+  a break in a random year from 2017/18 to 2022/23 (a café or regular hire opens: a step up of
+  8-20% and faster growth after; or a key volunteer leaves: a step down and slower growth); a
+  ramp-up of one to three years from 60-85% of the mature level; a shock to every library in each
+  year (sd 3.5% in log income) besides the Covid collapse of 2020/21-2022/23; each library's own
+  persistent noise (an AR(1) in log income, sd 7%, year-to-year correlation 0.5); a little noise
+  line by line (4%);
+* costs: a general price index (illustrative, 1.5-3% a year), each library's own drift (sd 0.6
+  points a year) and AR(1) noise (sd 3%, correlation 0.5) around it; utilities spike by 25-40% in
+  2022/23 (the energy crisis) and keep 10-40% of the spike in 2023/24; line-by-line noise, and
+  building fabric repairs that are lumpy (log-normal, sd 0.5);
+* the trustees' projections are a volunteer treasurer's budget, made without cml's method or its
+  assumptions: last year's actual income times the treasurer's own optimism, plus planned
+  fundraising, grown at a whole per cent they pick; last year's spending grown at a round
+  inflation guess (see ``trustee_projections``).
+
+All of this is drawn once. Only two numbers are then solved for, by bisection:
 
 * per library, the level of its self-generated income, so that its 2023/24 position matches the
   story it was given (a target of free reserves in months of expenditure for the libraries at
@@ -31,7 +51,7 @@ year, and random noise, all drawn once. Only two numbers are then solved for, by
 * for all libraries together, the share of original running costs the libraries actually spend
   on the building, so that 2018/19 self-generated income totals £156,000 (£3,000 a week).
 
-Run ``python scripts/make_illustrative_data.py`` to rewrite the four files; ``--check`` rebuilds
+Run ``python scripts/make_illustrative_data.py`` to rewrite the five files; ``--check`` rebuilds
 them in memory and exits 1 if the shipped files differ. They are not any charity's accounts.
 """
 
@@ -119,10 +139,43 @@ COVID_FACTORS = {
     "donations":   {2020: 0.50, 2021: 0.80, 2022: 0.95},
     "fundraising": {2020: 0.40, 2021: 0.75, 2022: 0.95},
 }
-# New groups take a couple of years to build up their income (share of the mature level by
-# years since transfer); then it grows with prices, about 2.5% a year in cash terms.
-RAMP_UP = (0.75, 0.90, 1.0)
-INCOME_GROWTH = 0.025
+# Self-generated income is NOT one growth rate for all (which is what a pooled trend model would
+# assume). Each library has its own underlying growth in cash terms, drawn from a mixture
+# (illustrative): most grow steadily, some decline as volunteers age out, a few grow fast for
+# their first years and then level off.
+GROWTH_KINDS = {  # kind: (probability, range of annual growth)
+    "steady": (0.65, (0.01, 0.045)),
+    "declining": (0.18, (-0.03, -0.01)),
+    "fast": (0.17, (0.07, 0.12)),
+}
+FAST_YEARS = (2, 4)  # a fast grower grows fast for this many years after transfer (inclusive) ...
+LEVELLED_GROWTH = (0.01, 0.03)  # ... then at this rate
+# A break part-way for some libraries, in a random year: a café or new regular hire opens (a step
+# up in income and faster growth after) or a key volunteer leaves (a step down, slower growth).
+BREAK_SHARE = 0.30
+BREAK_YEARS = (2017, 2022)  # the first year at the new level, inclusive
+BREAK_STEP = (0.08, 0.20)  # size of the step in log income, either way
+BREAK_GROWTH = (0.005, 0.02)  # the change in annual growth after the break, either way
+# A shock to every library in a year (the local economy, the weather of the summer fair), sd in
+# log income, on top of the Covid collapse; and each library's own persistent noise: an AR(1) in
+# log income (a good year tends to follow a good year), stationary sd and year-to-year correlation.
+YEAR_SHOCK_SD = 0.035
+LIBRARY_NOISE_SD, LIBRARY_NOISE_RHO = 0.07, 0.5
+LINE_NOISE_SD = 0.04  # each income line's own small noise around the library's total
+# New groups take one to three years to build up their income: they start at a share of their
+# mature level and reach it in a straight line (both drawn per library).
+RAMP_UP_YEARS = (1, 3)
+RAMP_UP_START = (0.60, 0.85)
+# Costs: prices in general (a CPI-like index, illustrative, growth into each year), each
+# library's own drift and persistent noise around it, and an energy spike on utilities in
+# 2022/23 that partly unwinds in 2023/24 (fixed-price contracts make the size differ by library).
+PRICE_GROWTH = {2016: 0.020, 2017: 0.030, 2018: 0.025, 2019: 0.020, 2020: 0.015, 2021: 0.020,
+                2022: 0.030, 2023: 0.020}
+COST_DRIFT_SD = 0.006  # sd of a library's own extra cost growth a year
+COST_NOISE_SD, COST_NOISE_RHO = 0.03, 0.5  # AR(1) in log costs
+ENERGY_SPIKE_YEAR = 2022
+ENERGY_SPIKE = (0.25, 0.40)  # utilities above general prices in 2022/23
+ENERGY_KEPT = (0.1, 0.4)  # share of the spike still there in 2023/24
 # Illustrative instant-access savings rates, applied to the previous year's closing funds.
 INTEREST_RATE = {2015: 0.004, 2016: 0.002, 2017: 0.002, 2018: 0.004, 2019: 0.004, 2020: 0.001,
                  2021: 0.001, 2022: 0.005, 2023: 0.015}
@@ -135,14 +188,16 @@ class Draws:
     Arrays are (library, year) over ``YEARS`` unless named otherwise.
     """
 
-    cost_index: np.ndarray  # cumulative cost growth from 2015/16, 2-4% a year
+    cost_index: np.ndarray  # each library's costs against 2015/16: prices, own drift and noise
+    energy: np.ndarray  # multiplier on utilities: 1, except the 2022/23 spike and what is left of it
     running_share: np.ndarray  # (library,): noise on the share of original costs spent
     running_noise: dict[str, np.ndarray]  # per running-cost line
     stock_level: np.ndarray  # (library,) £ a year in 2015/16 prices
     accountancy_level: np.ndarray  # (library,)
     operating_noise: dict[str, np.ndarray]  # stock, accountancy
     income_mix: dict[str, np.ndarray]  # (library,) shares of self-generated income
-    income_noise: dict[str, np.ndarray]
+    income_path: np.ndarray  # self-generated income against the library's 2018/19 level
+    income_noise: dict[str, np.ndarray]  # per income line
     cafe_cost_ratio: np.ndarray  # (library,) cost of café sales per £ of sales
     other_grants: np.ndarray  # £, already including the years with none
 
@@ -323,11 +378,67 @@ def make_libraries(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame
     return libraries, traits
 
 
+def ar1(rng: np.random.Generator, shape: tuple[int, int], sd: float, rho: float) -> np.ndarray:
+    """A stationary AR(1) along the years (axis 1), one series per library, with this sd."""
+    shocks = rng.normal(0.0, sd * np.sqrt(1 - rho ** 2), shape)
+    out = np.empty(shape)
+    out[:, 0] = rng.normal(0.0, sd, shape[0])
+    for j in range(1, shape[1]):
+        out[:, j] = rho * out[:, j - 1] + shocks[:, j]
+    return out
+
+
+def income_growth(rng: np.random.Generator, traits: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each library's underlying income growth into each year, and any break as a step in log
+    income, (library, year): see ``GROWTH_KINDS`` and ``BREAK_SHARE``."""
+    n, m = len(traits), len(YEARS)
+    kinds = list(GROWTH_KINDS)
+    kind = rng.choice(len(kinds), size=n, p=[GROWTH_KINDS[k][0] for k in kinds])
+    rate = np.array([rng.uniform(*GROWTH_KINDS[kinds[k]][1]) for k in kind])
+    growth = np.repeat(rate[:, None], m, axis=1)
+    age = YEARS[None, :] - traits["transfer_fy"].to_numpy()[:, None]
+    fast_years = rng.integers(FAST_YEARS[0], FAST_YEARS[1] + 1, n)
+    levelled = rng.uniform(*LEVELLED_GROWTH, n)
+    is_fast = (kind == kinds.index("fast"))[:, None]
+    growth = np.where(is_fast & (age > fast_years[:, None]), levelled[:, None], growth)
+
+    breaks = rng.random(n) < BREAK_SHARE
+    year = rng.integers(BREAK_YEARS[0], BREAK_YEARS[1] + 1, n)
+    up = rng.random(n) < 0.5
+    step_size = rng.uniform(*BREAK_STEP, n)
+    change = np.where(up, 1, -1) * rng.uniform(*BREAK_GROWTH, n)
+    after = breaks[:, None] & (YEARS[None, :] >= year[:, None])
+    growth = growth + np.where(after, change[:, None], 0.0)
+    step = np.where(breaks[:, None] & (YEARS[None, :] == year[:, None]),
+                    np.where(up, step_size, -step_size)[:, None], 0.0)
+    return growth, step
+
+
 def draw_noise(rng: np.random.Generator, traits: pd.DataFrame) -> Draws:
     """Draw all the year-to-year variation once (see ``Draws``)."""
     n, m = len(traits), len(YEARS)
-    growth = np.clip(rng.normal(0.03, 0.008, (n, m)), 0.015, 0.045)
-    growth[:, 0] = 0.0
+    # Costs: general prices, the library's own drift and AR(1) noise; the energy spike.
+    prices = np.cumprod([1.0] + [1 + PRICE_GROWTH[year] for year in YEARS[1:]])
+    drift = rng.normal(0.0, COST_DRIFT_SD, n)[:, None] * (YEARS - FIRST_YEAR)[None, :]
+    cost_index = prices[None, :] * np.exp(drift + ar1(rng, (n, m), COST_NOISE_SD, COST_NOISE_RHO))
+    spike = rng.uniform(*ENERGY_SPIKE, n)
+    energy = np.ones((n, m))
+    energy[:, YEARS == ENERGY_SPIKE_YEAR] += spike[:, None]
+    energy[:, YEARS == ENERGY_SPIKE_YEAR + 1] += (spike * rng.uniform(*ENERGY_KEPT, n))[:, None]
+
+    # Self-generated income: own growth (with any break), ramp-up, year shocks, AR(1) noise.
+    growth, step = income_growth(rng, traits)
+    log_path = np.cumsum(np.log1p(np.where(YEARS[None, :] == FIRST_YEAR, 0.0, growth)) + step,
+                         axis=1)
+    log_path -= log_path[:, YEARS == BASE_YEAR]
+    age = YEARS[None, :] - traits["transfer_fy"].to_numpy()[:, None]
+    ramp_years = rng.integers(RAMP_UP_YEARS[0], RAMP_UP_YEARS[1] + 1, n)[:, None]
+    start = rng.uniform(*RAMP_UP_START, n)[:, None]
+    ramp = start + (1 - start) * np.clip(age / ramp_years, 0.0, 1.0)
+    year_shock = rng.normal(0.0, YEAR_SHOCK_SD, m)[None, :]
+    income_path = ramp * np.exp(log_path + year_shock
+                                + ar1(rng, (n, m), LIBRARY_NOISE_SD, LIBRARY_NOISE_RHO))
+
     cafe = traits["cafe"].to_numpy()
     mix = {}
     for line, with_cafe in INCOME_MIX_CAFE.items():
@@ -340,7 +451,8 @@ def draw_noise(rng: np.random.Generator, traits: pd.DataFrame) -> Draws:
     other_grants = np.where(rng.random((n, m)) < 0.7,
                             grants_level[:, None] * rng.lognormal(0.0, 0.3, (n, m)), 0.0)
     return Draws(
-        cost_index=np.cumprod(1 + growth, axis=1),
+        cost_index=cost_index,
+        energy=energy,
         running_share=rng.uniform(0.85, 1.15, n),
         running_noise={line: (rng.lognormal(0.0, 0.5, (n, m)) if line == "building_repairs"
                               else rng.normal(1.0, 0.05, (n, m)))
@@ -349,7 +461,9 @@ def draw_noise(rng: np.random.Generator, traits: pd.DataFrame) -> Draws:
         accountancy_level=rng.uniform(150, 420, n),
         operating_noise={line: rng.normal(1.0, 0.06, (n, m)) for line in ("stock", "accountancy")},
         income_mix=mix,
-        income_noise={line: rng.normal(1.0, 0.08, (n, m)) for line in INCOME_MIX_CAFE},
+        income_path=income_path,
+        income_noise={line: np.exp(rng.normal(0.0, LINE_NOISE_SD, (n, m)))
+                      for line in INCOME_MIX_CAFE},
         cafe_cost_ratio=rng.uniform(0.35, 0.50, n),
         other_grants=other_grants,
     )
@@ -429,11 +543,9 @@ def simulate(model: Model, income_level: np.ndarray,
     lines = dict(model.fixed_grants)
     lines["other_grants"] = money(draws.other_grants)
 
-    # Self-generated income: the library's level, built up over its first years, growing,
-    # hit by the Covid closures, and noisy line by line.
-    age = np.clip(YEARS[None, :] - transfer_fy, 0, len(RAMP_UP) - 1)
-    growth = np.asarray(RAMP_UP)[age] * (1 + INCOME_GROWTH) ** (YEARS[None, :] - BASE_YEAR)
-    level = (income_level * model.original_costs)[:, None] * growth
+    # Self-generated income: the library's level along its own path (ramp-up, growth and any
+    # break, year shocks, persistent noise), hit by the Covid closures, a little noise by line.
+    level = (income_level * model.original_costs)[:, None] * draws.income_path
     for line, share in draws.income_mix.items():
         covid = np.array([COVID_FACTORS[line].get(year, 1.0) for year in YEARS])
         lines[line] = money(level * share[:, None] * covid * draws.income_noise[line])
@@ -447,7 +559,8 @@ def simulate(model: Model, income_level: np.ndarray,
     weight_total = sum(weights.values())
     building = running_share * draws.running_share[:, None] * costs * draws.cost_index
     for line, weight in weights.items():
-        lines[line] = money(building * (weight / weight_total)[:, None]
+        energy = draws.energy if line == "utilities" else 1.0
+        lines[line] = money(building * (weight / weight_total)[:, None] * energy
                             * draws.running_noise[line])
     for line, base in (("stock", draws.stock_level), ("accountancy", draws.accountancy_level)):
         lines[line] = money(base[:, None] * draws.cost_index * draws.operating_noise[line])
@@ -507,15 +620,18 @@ def position_2023(model: Model, lines: dict[str, np.ndarray],
     return np.where(np.isin(model.traits["profile"], ["red", "amber"]), months, result)
 
 
+UPPER_LEVEL = 5.0  # self-generated income up to 5x original running costs
+
+
 def solve_income_levels(model: Model, running_share: float, iterations: int = 50) -> np.ndarray:
     """Each library's self-generated income level that lands it on its 2023/24 target.
 
     Both target measures rise with income, so a bisection per library (run side by side)
-    finds the level; 50 halvings of [0, 3] is far finer than a penny.
+    finds the level; 50 halvings of [0, 5] is far finer than a penny.
     """
     split = reserves_split(model.traits)
     target = model.traits["target"].to_numpy()
-    low, high = np.zeros(len(target)), np.full(len(target), 3.0)
+    low, high = np.zeros(len(target)), np.full(len(target), UPPER_LEVEL)
     for _ in range(iterations):
         mid = (low + high) / 2
         below = position_2023(model, simulate(model, mid, running_share), split) < target
@@ -544,7 +660,12 @@ def calibrate(model: Model, iterations: int = 40) -> dict[str, np.ndarray]:
         else:
             high = mid
     share = (low + high) / 2
-    return simulate(model, solve_income_levels(model, share), share)
+    levels = solve_income_levels(model, share)
+    stuck = (levels > 0.999 * UPPER_LEVEL) | (levels < 1e-6)
+    if stuck.any():
+        raise AssertionError("income level at the end of the bisection's range for "
+                             f"{model.libraries['library_id'][stuck].tolist()}")
+    return simulate(model, levels, share)
 
 
 def check_story(model: Model, lines: dict[str, np.ndarray]) -> None:
@@ -619,41 +740,48 @@ def reserves_frame(model: Model, lines: dict[str, np.ndarray]) -> pd.DataFrame:
                   "restricted"]].reset_index(drop=True)
 
 
-def trend_projection(lines: dict[str, np.ndarray], line_table: pd.DataFrame,
-                     assumptions: dict) -> tuple[np.ndarray, np.ndarray]:
-    """A plain trend of total income and expenditure, (library, projection year).
-
-    Each recurring line's (``trend``, ``ratio`` or ``interest``) average over the latest
-    ``base_years`` actual years, grown each year after 2023/24 at the assumptions' rates. Grants
-    on a schedule or one-off are not in it (none is due after 2023/24).
-    """
-    recent = YEARS[-assumptions["forecast"]["base_years"]:]
-    base = {side: sum(lines[line][:, np.isin(YEARS, recent)].mean(axis=1)
-                      for line in line_table.loc[line_table["forecast"].isin(["trend", "ratio", "interest"])
-                                                 & (line_table["side"] == side), "line"])
-            for side in ("income", "expenditure")}
-    ahead = (PROJECTION_YEARS - LAST_ACTUAL)[None, :]
-    growth = assumptions["growth"]
-    return (base["income"][:, None] * (1 + growth["income"]) ** ahead,
-            base["expenditure"][:, None] * (1 + growth["costs"]) ** ahead)
+# How the trustees budget (illustrative): the way a volunteer treasurer fills in the five-year
+# sheet, from their own last accounts, with no trend fitted and nothing of cml's assumptions.
+OPTIMISM = ((0.8, (1.00, 1.10)), (0.2, (0.90, 0.98)))  # (share of libraries, range of factor)
+PLANNED_FUNDRAISING = (0.03, 0.15)  # extra in the first year, share of last year's income (£50s)
+INCOME_RATES = (0.0, 0.01, 0.02, 0.03, 0.04, 0.05)  # the income growth they pick, equally likely
+INFLATION_GUESSES = {0.0: 0.15, 0.02: 0.35, 0.03: 0.30, 0.05: 0.20}  # their cost guess: weight
+BUDGET_ROUNDING = 10  # £: budgets are round figures
 
 
-def trustee_projections(rng: np.random.Generator, model: Model, lines: dict[str, np.ndarray],
-                        line_table: pd.DataFrame, assumptions: dict) -> pd.DataFrame:
+def trustee_projections(rng: np.random.Generator, model: Model,
+                        lines: dict[str, np.ndarray]) -> pd.DataFrame:
     """``trustee_projections.csv``: the five-year projection each library's trustees submitted
     at the 2023/24 annual review.
 
-    Trustees tend to be more hopeful than a trend (seed 000 para 20 has them forecasting
-    deficits all the same): their income is the trend plus the fundraising they plan, £300 to
-    £1,300 more in the first year and rising 10% a year, so a few hundred to a couple of
-    thousand pounds above the trend; their costs are within a couple of per cent of it.
-    Closing reserves roll on from the 2023/24 actual total funds.
+    Made as a volunteer treasurer budgets, independently of cml's forecast method: income is
+    last year's actual income other than the council's grants (self-generated income, interest
+    and other grants) times the treasurer's own optimism (drawn, mostly 1.00-1.10, a fifth of them
+    cautious at 0.90-0.98), plus the fundraising they plan (3-15% more, in £50s), growing at a whole
+    per cent they pick (0-5%); spending is last year's actual spending less one-off lease fees,
+    grown at a round inflation guess (0, 2, 3 or 5%). Figures are rounded to £10. Trustees tend
+    to be more hopeful than the accounts justify (seed 000 para 20 has them forecasting deficits
+    all the same). Closing reserves roll on from the 2023/24 actual total funds.
     """
-    trend_income, trend_spending = trend_projection(lines, line_table, assumptions)
-    n, years = trend_income.shape
-    plans = rng.uniform(300, 1_300, n)[:, None] * 1.1 ** np.arange(years)[None, :]
-    income = np.round(trend_income + plans, 2)
-    spending = np.round(trend_spending * rng.normal(1.0, 0.02, (n, years)), 2)
+    n, years = len(model.libraries), len(PROJECTION_YEARS)
+    last = YEARS == LAST_ACTUAL
+    income_lines = SELF_GENERATED + ["other_grants"]
+    base_income = sum(lines[line][:, last][:, 0] for line in income_lines)
+    base_spending = (sum(lines[line][:, last][:, 0] for line in model.expenditure_lines)
+                     - lines["lease_fees"][:, last][:, 0])
+
+    shares, ranges = zip(*OPTIMISM)
+    group = rng.choice(len(OPTIMISM), size=n, p=shares)
+    optimism = np.array([rng.uniform(*ranges[g]) for g in group])
+    plans = np.round(rng.uniform(*PLANNED_FUNDRAISING, n) * base_income / 50) * 50
+    income_rate = rng.choice(INCOME_RATES, size=n)
+    inflation = rng.choice(list(INFLATION_GUESSES), size=n, p=list(INFLATION_GUESSES.values()))
+
+    ahead = np.arange(years)[None, :]  # 0 in 2024/25
+    income = (base_income * optimism + plans)[:, None] * (1 + income_rate[:, None]) ** ahead
+    spending = base_spending[:, None] * (1 + inflation[:, None]) ** (ahead + 1)
+    income = np.round(income / BUDGET_ROUNDING) * BUDGET_ROUNDING
+    spending = np.round(spending / BUDGET_ROUNDING) * BUDGET_ROUNDING
     closing = np.round(lines["total_funds"][:, -1][:, None]
                        + np.cumsum(income - spending, axis=1), 2)
     return pd.DataFrame({
@@ -665,7 +793,7 @@ def trustee_projections(rng: np.random.Generator, model: Model, lines: dict[str,
 
 
 def build() -> dict[str, str]:
-    """All four files as CSV text, keyed by file name."""
+    """All five files as CSV text, keyed by file name."""
     line_table, taper, one_offs, assumptions = read_inputs()
     rng = np.random.default_rng(SEED)
     libraries, traits = make_libraries(rng)
@@ -689,8 +817,7 @@ def build() -> dict[str, str]:
         "libraries.csv": table,
         "accounts.csv": accounts_frame(model, lines, line_table["line"].tolist()),
         "reserves.csv": reserves_frame(model, lines),
-        "trustee_projections.csv": trustee_projections(rng, model, lines, line_table,
-                                                       assumptions),
+        "trustee_projections.csv": trustee_projections(rng, model, lines),
         "lease_extensions.csv": history.sort_values(["library_id", "financial_year"], ignore_index=True),
     }
     return {name: to_csv(frame) for name, frame in frames.items()}
