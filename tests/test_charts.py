@@ -82,4 +82,4 @@ def test_alt_text_is_escaped_in_the_markup() -> None:
 
 
 def test_the_registry_names_every_chart_a_template_uses() -> None:
-    assert set(CHARTS) == {"reserves", "income", "rag", "portfolio_reserves"}
+    assert set(CHARTS) == {"reserves", "income", "rag", "portfolio_reserves", "portfolio_fan"}
