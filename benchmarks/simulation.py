@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -64,8 +65,6 @@ def scenario_runs(inputs, scenarios):
     fits = {}
     runs = {}
     for s in scenarios:
-        from dataclasses import replace
-
         at_cut = replace(inputs, assumptions=s.assumptions)
         key = tuple(last_actual_years(at_cut).items())
         if key not in fits:
