@@ -1,0 +1,172 @@
+"""Time and memory of the simulation stage, and of the deterministic model at scale.
+
+Prints figures; it asserts nothing (targets live here, not in timed tests). Each figure is printed
+beside the same measurement on the shipped 35 libraries, so the ratio shows how cost grows:
+
+1. the shipped 35 libraries x 10,000 draws, every scenario: the simulation alone
+   (``simulate_run`` on each scenario's run, after the model);
+2. about 1,000 libraries (the shipped ones 29 times over) x 10,000 draws x 15 forecast years
+   (horizon 2038/39), the baseline scenario: time, and peak memory of the simulation (target:
+   under 5 s and 4 GiB);
+3. about 3,000 libraries (86 copies) x 8 scenarios: ``build_forecast`` with the simulation cut to
+   one draw (``simulation.draws = 1`` in the copied assumptions), i.e. the deterministic model and
+   its checks.
+
+Run from the repository root (``--skip 3`` leaves out the slow third part; ``--profile`` profiles
+part 2's simulation and prints the top costs):
+
+    python benchmarks/simulation.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import re
+import resource
+import sys
+import tempfile
+import time
+import tracemalloc
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from forecast import INPUTS, replicate  # noqa: E402  (benchmarks/forecast.py)
+
+from cml.inputs import load_inputs  # noqa: E402
+from cml.projection import build_forecast, fit_for, last_actual_years, project_scenario, simulate_run  # noqa: E402
+from cml.scenarios import load_scenarios  # noqa: E402
+
+DRAWS = 10_000
+GIB = 1024 ** 3
+
+
+def prepared(folder: Path, copies: int, horizon: str | None = None, draws: int | None = None) -> Path:
+    """The shipped inputs ``copies`` times over in ``folder``, with ``forecast.horizon`` and
+    ``simulation.draws`` set when given."""
+    replicate(copies, folder)
+    path = folder / "assumptions.toml"
+    text = path.read_text()
+    if horizon:
+        text = re.sub(r'^horizon = "[^"]*"', f'horizon = "{horizon}"', text, count=1, flags=re.M)
+    if draws:
+        text = re.sub(r"^draws = \d+", f"draws = {draws}", text, count=1, flags=re.M)
+    path.write_text(text)
+    return folder
+
+
+def scenario_runs(inputs, scenarios):
+    """Each scenario's run, one fit per cut-off, from the public stage functions as build_forecast
+    uses them (its own runs are not kept on the Forecast)."""
+    fits = {}
+    runs = {}
+    for s in scenarios:
+        at_cut = replace(inputs, assumptions=s.assumptions)
+        key = tuple(last_actual_years(at_cut).items())
+        if key not in fits:
+            fits[key] = fit_for(at_cut)
+        runs[s.name] = (project_scenario(inputs, s, fits[key]), s.assumptions)
+    return runs
+
+
+def timed(function, *args, **kwargs):
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def peak_of(function, *args, **kwargs) -> int:
+    """Peak bytes traced (numpy arrays included) while ``function`` runs."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    function(*args, **kwargs)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def part_1(tmp: Path) -> None:
+    print(f"1. simulation alone, {DRAWS:,} draws, every scenario")
+    inputs = load_inputs(INPUTS)
+    scenarios = load_scenarios(INPUTS / "scenarios.toml", inputs.assumptions)
+    runs, model = timed(scenario_runs, inputs, scenarios)
+    total = 0.0
+    for name, (run, assumptions) in runs.items():
+        _, seconds = timed(simulate_run, run, assumptions, draws=DRAWS)
+        total += seconds
+        print(f"   {name:<24} {len(run.flows.libraries)} libraries x {int(run.flows.ahead.any(axis=0).sum())} "
+              f"forecast years: {seconds:.2f} s")
+    print(f"   35 libraries, {len(runs)} scenarios: simulation {total:.2f} s  (fits + deterministic runs: {model:.2f} s)")
+
+
+def simulation_at(folder: Path, copies: int, profile: bool) -> dict:
+    inputs = load_inputs(prepared(folder, copies, horizon="2038/39"))
+    baseline = load_scenarios(folder / "scenarios.toml", inputs.assumptions)[0]
+    run, model = timed(lambda: project_scenario(inputs, baseline, fit_for(inputs)))
+    years = int(run.flows.ahead.any(axis=0).sum())
+    _, seconds = timed(simulate_run, run, baseline.assumptions, draws=DRAWS)
+    peak = peak_of(simulate_run, run, baseline.assumptions, draws=DRAWS)
+    figures = {"libraries": len(run.flows.libraries), "years": years, "axis": len(run.flows.years), "seconds": seconds,
+               "peak": peak, "model": model, "chunk": baseline.assumptions.simulation_chunk_draws}
+    if profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(simulate_run, run, baseline.assumptions, draws=DRAWS)
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(10)
+        figures["profile"] = out.getvalue()
+    return figures
+
+
+def part_2(tmp: Path, profile: bool) -> None:
+    print(f"2. simulation of the baseline, {DRAWS:,} draws, 15 forecast years (horizon 2038/39)")
+    small = simulation_at(tmp / "p2-35", 1, False)
+    large = simulation_at(tmp / "p2-1000", 29, profile)
+    for f in (small, large):
+        print(f"   {f['libraries']:>5} libraries x {f['years']} forecast years ({f['axis']} on the year axis), "
+              f"chunks of {f['chunk']:,}: {f['seconds']:.2f} s, peak traced memory {f['peak'] / GIB:.2f} GiB"
+              f"  (fit + deterministic run: {f['model']:.1f} s)")
+    print(f"   ratio: time x{large['seconds'] / small['seconds']:.0f}, memory x{large['peak'] / small['peak']:.0f} "
+          f"for libraries x{large['libraries'] / small['libraries']:.0f}; target under 5 s and 4 GiB: "
+          f"{'met' if large['seconds'] < 5 and large['peak'] < 4 * GIB else 'NOT met'}")
+    if "profile" in large:
+        print("   profile of the 1,000-library simulation (top 10 by own time):")
+        print("\n".join("   " + line for line in large["profile"].splitlines() if line.strip()))
+
+
+def model_at(folder: Path, copies: int) -> dict:
+    inputs = load_inputs(prepared(folder, copies, draws=1))
+    scenarios = load_scenarios(folder / "scenarios.toml", inputs.assumptions)[:8]
+    _, seconds = timed(build_forecast, inputs, scenarios)
+    return {"libraries": len(inputs.libraries), "scenarios": [s.name for s in scenarios], "seconds": seconds}
+
+
+def part_3(tmp: Path) -> None:
+    print("3. deterministic model: build_forecast with a one-draw simulation, 8 scenarios")
+    small = model_at(tmp / "p3-35", 1)
+    print(f"   scenarios: {', '.join(small['scenarios'])}")
+    large = model_at(tmp / "p3-3000", 86)
+    for f in (small, large):
+        print(f"   {f['libraries']:>5} libraries: {f['seconds']:.1f} s")
+    print(f"   ratio: time x{large['seconds'] / small['seconds']:.0f} for libraries "
+          f"x{large['libraries'] / small['libraries']:.0f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--skip", type=int, action="append", default=[], help="leave out part 1, 2 or 3")
+    parser.add_argument("--profile", action="store_true", help="profile part 2's 1,000-library simulation")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        for part, run in ((1, lambda: part_1(Path(tmp))), (2, lambda: part_2(Path(tmp), args.profile)),
+                          (3, lambda: part_3(Path(tmp)))):
+            if part not in args.skip:
+                run()
+    print(f"peak resident memory of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
