@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 import tracemalloc
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -38,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from forecast import INPUTS, replicate  # noqa: E402  (benchmarks/forecast.py)
 
 from cml.inputs import load_inputs  # noqa: E402
-from cml.projection import build_forecast, fit_for, last_actual_years, project_scenario, simulate_run  # noqa: E402
+from cml.projection import build_forecast, fit_for, project_scenario, scenario_runs, simulate_run  # noqa: E402
 from cml.scenarios import load_scenarios  # noqa: E402
 
 DRAWS = 10_000
@@ -57,20 +56,6 @@ def prepared(folder: Path, copies: int, horizon: str | None = None, draws: int |
         text = re.sub(r"^draws = \d+", f"draws = {draws}", text, count=1, flags=re.M)
     path.write_text(text)
     return folder
-
-
-def scenario_runs(inputs, scenarios):
-    """Each scenario's run, one fit per cut-off, from the public stage functions as build_forecast
-    uses them (its own runs are not kept on the Forecast)."""
-    fits = {}
-    runs = {}
-    for s in scenarios:
-        at_cut = replace(inputs, assumptions=s.assumptions)
-        key = tuple(last_actual_years(at_cut).items())
-        if key not in fits:
-            fits[key] = fit_for(at_cut)
-        runs[s.name] = (project_scenario(inputs, s, fits[key]), s.assumptions)
-    return runs
 
 
 def timed(function, *args, **kwargs):
@@ -95,8 +80,9 @@ def part_1(tmp: Path) -> None:
     scenarios = load_scenarios(INPUTS / "scenarios.toml", inputs.assumptions)
     runs, model = timed(scenario_runs, inputs, scenarios)
     total = 0.0
-    for name, (run, assumptions) in runs.items():
-        _, seconds = timed(simulate_run, run, assumptions, draws=DRAWS)
+    for scenario in scenarios:
+        name, run = scenario.name, runs[scenario.name]
+        _, seconds = timed(simulate_run, run, scenario.assumptions, draws=DRAWS)
         total += seconds
         print(f"   {name:<24} {len(run.flows.libraries)} libraries x {int(run.flows.ahead.any(axis=0).sum())} "
               f"forecast years: {seconds:.2f} s")

@@ -37,7 +37,7 @@ from cml.simulation import Simulated
 from cml.scenarios import Scenario
 
 BACKTEST_COLUMNS = ["method", "cutoff", "target_year", "horizon", "library_id", "through_covid", "forecast", "actual",
-                    "error", "forecast_red", "actual_red", "covered_50", "covered_90", "crps"]
+                    "error", "forecast_red", "actual_red", "inside_50", "inside_90", "crps"]
 BACKTEST_DRAWS = 1000  # futures per cut-off: coverage to about +-1.5 points per horizon
 
 
@@ -106,8 +106,8 @@ def run_backtest(inputs: Inputs, baseline: Scenario, full_run: pd.DataFrame) -> 
         ours = ours.merge(ensemble_scores(simulate_run(run, scenario.assumptions, BACKTEST_DRAWS), free, targets),
                           on=["library_id", "target_year"], how="left")
         naive = naive_forecasts(free, cutoff, targets)
-        both = pd.concat([ours[["method", "library_id", "target_year", "forecast", "forecast_red", "covered_50",
-                                "covered_90", "crps"]], naive], ignore_index=True)
+        both = pd.concat([ours[["method", "library_id", "target_year", "forecast", "forecast_red", "inside_50",
+                                "inside_90", "crps"]], naive], ignore_index=True)
         eligible = both["library_id"].map(transfer) < cutoff
         frames.append(both[eligible].assign(cutoff=cutoff))
     rows = pd.concat(frames, ignore_index=True)
@@ -126,7 +126,7 @@ def run_backtest(inputs: Inputs, baseline: Scenario, full_run: pd.DataFrame) -> 
     words = {True: "yes", False: "no"}  # plain text for CSV and Excel; blank where a naive forecast has no rating
     rows["forecast_red"] = rows["forecast_red"].map(words).astype(object).where(rows["forecast_red"].notna(), "")
     rows["actual_red"] = rows["actual_red"].map(words)
-    for column in ("covered_50", "covered_90"):
+    for column in ("inside_50", "inside_90"):
         rows[column] = rows[column].map(words).astype(object).where(rows["method"] == "cml", "")
     return Backtest(rows, scores, flags)
 
@@ -139,15 +139,15 @@ def ensemble_scores(sim: Simulated, free: pd.Series, targets: list[int]) -> pd.D
     keys = [(library, year) for library in sim.libraries for year in targets
             if (library, year) in free.index and year in year_at]
     if not keys:
-        return pd.DataFrame(columns=["library_id", "target_year", "covered_50", "covered_90", "crps"])
+        return pd.DataFrame(columns=["library_id", "target_year", "inside_50", "inside_90", "crps"])
     lib = np.array([index[k[0]] for k in keys])
     yr = np.array([year_at[k[1]] for k in keys])
     samples = sim.free_reserves[:, lib, yr].astype(float)
     actual = free.reindex(pd.MultiIndex.from_tuples(keys)).to_numpy(dtype=float)
     q = np.quantile(samples, [0.05, 0.25, 0.75, 0.95], axis=0)
     return pd.DataFrame({"library_id": [k[0] for k in keys], "target_year": [k[1] for k in keys],
-                         "covered_50": (q[1] <= actual) & (actual <= q[2]),
-                         "covered_90": (q[0] <= actual) & (actual <= q[3]), "crps": crps(samples, actual)})
+                         "inside_50": (q[1] <= actual) & (actual <= q[2]),
+                         "inside_90": (q[0] <= actual) & (actual <= q[3]), "crps": crps(samples, actual)})
 
 
 def crps(samples: np.ndarray, actual: np.ndarray) -> np.ndarray:
@@ -174,8 +174,8 @@ def score(rows: pd.DataFrame) -> pd.DataFrame:
     """By method, horizon and whether the years ahead cross the Covid closures: mean absolute error and bias of free
     reserves, the share of actuals inside the 50% and 90% intervals (the statistical forecast
     only), and the mean CRPS."""
-    frame = rows.assign(abs_error=rows["error"].abs(), covered_50=rows["covered_50"].astype(float),
-                        covered_90=rows["covered_90"].astype(float))
+    frame = rows.assign(abs_error=rows["error"].abs(), covered_50=rows["inside_50"].astype(float),
+                        covered_90=rows["inside_90"].astype(float))
     grouped = frame.groupby(["through_covid", "horizon", "method"])
     table = grouped.agg(pairs=("error", "size"), mean_absolute_error=("abs_error", "mean"), bias=("error", "mean"),
                         covered_50=("covered_50", "mean"), covered_90=("covered_90", "mean"), crps=("crps", "mean"))

@@ -119,13 +119,14 @@ def _mixedlm(frame: pd.DataFrame, formula: str, random_slope: bool):
         try:
             model = smf.mixedlm(formula, frame, groups=frame["library_id"], re_formula="~t" if random_slope else "1")
             result = model.fit(reml=True, method=["powell", "lbfgs"])
+            standard_errors = np.asarray(result.bse_fe)  # computed lazily: its warnings belong here too
         except (ValueError, np.linalg.LinAlgError, ZeroDivisionError) as err:
             return None, [str(w.message) for w in caught], f"{type(err).__name__}: {err}"
     messages = sorted({str(w.message).strip() for w in caught})
     if not result.converged:
         return None, messages, "did not converge"
-    if not np.all(np.isfinite(result.fe_params)) or not np.isfinite(result.scale):
-        return None, messages, "gave non-finite estimates"
+    if not (np.all(np.isfinite(result.fe_params)) and np.isfinite(result.scale) and np.all(np.isfinite(standard_errors))):
+        return None, messages, "gave non-finite estimates or standard errors"
     return result, messages, ""
 
 

@@ -99,8 +99,9 @@ def pay_in_order(allowed: np.ndarray, months: np.ndarray, balance: np.ndarray) -
     [[10.0, 50.0]]
     """
     balance = np.maximum(balance, 0.0)
-    paid = allowed.copy()
-    short = allowed.sum(axis=1) > balance  # only where the fund cannot pay everyone does order matter
+    total = allowed.sum(axis=1)
+    paid = np.where((total <= balance)[:, None], allowed, 0.0).astype(allowed.dtype)
+    short = (total > balance) & (balance > 0)  # order matters only where the fund can pay some but not all
     if short.any():
         order = np.argsort(months[short], axis=1, kind="stable")
         wanted = np.take_along_axis(allowed[short], order, axis=1)
@@ -161,15 +162,22 @@ def roll(flows: Flows, rules: FundRules, draws: int, keep: frozenset[str] = froz
     drawn = np.zeros(shape, dtype)  # paid against each library's cap so far
     floor_unmet = np.zeros(shape, dtype)
     balance = np.full(draws, rules.opening_balance)
-    out = {name: np.full((draws, n_lib, n_year), np.nan, dtype) for name in ("free_reserves", "interest", "top_ups_to_date")
-           if name in keep}
-    claims = ({kind: {f: np.zeros((draws, n_lib, n_year), dtype) for f in CLAIM_FIELDS} for kind in CLAIM_ORDER}
-              if "claims" in keep else None)
+    def by_year(fill: float) -> np.ndarray:  # (draws, libraries, years), each year one contiguous block
+        return np.moveaxis(np.full((n_year, draws, n_lib), fill, dtype), 0, -1)
+
+    out = {name: by_year(np.nan) for name in ("free_reserves", "interest", "top_ups_to_date") if name in keep}
+    claims = ({kind: {f: by_year(0.0) for f in CLAIM_FIELDS} for kind in CLAIM_ORDER} if "claims" in keep else None)
     ledger = {f: np.full((draws, n_year), np.nan) for f in LEDGER_FIELDS}
     kinds = [k for k in EMERGENCIES if k != "building_failure" or rules.pays_building_failures]
     for j, year in enumerate(flows.years):
         ahead = flows.ahead[:, j]
-        if not ahead.any() and year < rules.opening_year:
+        if not ahead.any():  # every library in its accounts: only the fund's own ledger moves
+            if year >= rules.opening_year:
+                top_up, paid_before = rules.top_ups.get(int(year), 0.0), float(flows.recorded[j])
+                ledger["opening"][:, j], ledger["top_ups"][:, j] = balance, top_up
+                balance = balance + top_up - paid_before
+                ledger["payments"][:, j], ledger["closing"][:, j] = paid_before, balance
+                ledger["unmet_over_caps"][:, j] = ledger["unmet_fund_empty"][:, j] = 0.0
             continue
         interest = np.where(ahead, interest_on(own + flows.cash_less_free, rules.interest_rate), 0.0)
         own_before = own + np.where(ahead, flows.surplus[..., j] + interest, 0.0)
@@ -185,7 +193,9 @@ def roll(flows: Flows, rules: FundRules, draws: int, keep: frozenset[str] = froz
             paid_emergency = np.zeros(shape, dtype)
             year_claims = {}
             for kind in kinds:
-                claimed = np.where(open_now, flows.needs[kind][..., j], 0.0) if kind in flows.needs else np.zeros(shape)
+                if kind not in flows.needs or not flows.needs[kind][..., j].any():
+                    continue  # most years bring no claim of most kinds
+                claimed = np.where(open_now, flows.needs[kind][..., j], 0.0)
                 allowed = claimed if kind == "programme" else within_cap(claimed, cap_left, rules.cap_per_claim)
                 if kind != "programme":
                     cap_left = cap_left - allowed

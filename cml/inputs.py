@@ -201,6 +201,7 @@ class Assumptions:
     simulation_building_failure_probability: float
     simulation_building_failure_cost_median: float
     simulation_building_failure_cost_p90: float
+    simulation_spread_scale: float
     raw: dict = field(repr=False, compare=False, default_factory=dict)
 
 
@@ -530,7 +531,7 @@ KNOWN_SETTINGS = {
     "reporting": {"real_terms_inflation", "stale_after_months"},
     "checks": {"tolerance_pounds"},
     "simulation": {"draws", "seed", "chunk_draws", "common_share", "building_failure_probability",
-                   "building_failure_cost_median", "building_failure_cost_p90"},
+                   "building_failure_cost_median", "building_failure_cost_p90", "spread_scale"},
 }
 
 
@@ -599,6 +600,8 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
                                                             label, problems, minimum=0, maximum=MAX_MONEY),
         "simulation_building_failure_cost_p90": _setting(raw, "simulation.building_failure_cost_p90", float,
                                                          label, problems, minimum=0, maximum=MAX_MONEY),
+        "simulation_spread_scale": _setting(raw, "simulation.spread_scale", float, label, problems, minimum=0,
+                                            maximum=10),
     }
     median, p90 = values["simulation_building_failure_cost_median"], values["simulation_building_failure_cost_p90"]
     if median is not None and p90 is not None and p90 < median:

@@ -116,8 +116,8 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "fund": forecast.claims[FUND_COLUMNS],
         "fund_ledger": forecast.fund[FUND_LEDGER_COLUMNS],
         "leases": forecast.leases.assign(lease_end=forecast.leases["lease_end"].dt.strftime("%Y-%m-%d"))[LEASE_COLUMNS],
-        "risk": forecast.risk,
-        "portfolio_risk": forecast.portfolio_risk,
+        "risk": forecast.risk.drop(columns="year"),
+        "portfolio_risk": forecast.portfolio_risk.drop(columns="year"),
         "fits": forecast.fits,
         "projection": forecast.projection[PROJECTION_COLUMNS],
         **({} if forecast.backtest is None else {

@@ -802,10 +802,10 @@ def labelled(frame: pd.DataFrame, scenario: str, names: pd.Series | None = None)
     return frame.reset_index(drop=True)
 
 
-def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
-    """Run every scenario, stack the results, and run every reconciliation check."""
-    names = inputs.libraries.set_index("library_id")["name"]
-    fits: dict[tuple, Fits] = {}  # by cut-off: scenarios that start from the same accounts share one fit
+def scenario_runs(inputs: Inputs, scenarios: list[Scenario]) -> dict[str, ScenarioRun]:
+    """Every scenario's central run, the models fitted once per cut-off: scenarios that start
+    from the same accounts share one fit."""
+    fits: dict[tuple, Fits] = {}
 
     def fitted(scenario: Scenario) -> Fits:
         at_cut = replace(inputs, assumptions=scenario.assumptions)
@@ -814,7 +814,13 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
             fits[key] = fit_for(at_cut)
         return fits[key]
 
-    runs = {s.name: project_scenario(inputs, s, fitted(s)) for s in scenarios}
+    return {s.name: project_scenario(inputs, s, fitted(s)) for s in scenarios}
+
+
+def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
+    """Run every scenario, stack the results, and run every reconciliation check."""
+    names = inputs.libraries.set_index("library_id")["name"]
+    runs = scenario_runs(inputs, scenarios)
 
     def stack(attribute: str, with_names: bool = False) -> pd.DataFrame:
         return pd.concat([labelled(getattr(run, attribute), name, names if with_names else None)

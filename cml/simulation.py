@@ -56,20 +56,23 @@ class Uncertainty:
     failure_p90: float
     cost_growth: float  # failure costs grow with costs from the first forecast year
 
+    lumpy_scale: float  # on each lumpy line's own spread
+
     @classmethod
     def of(cls, fits: Fits, libraries: np.ndarray, settings: SimulationSettings, cost_growth: float) -> Uncertainty:
+        k = settings.spread_scale
         return cls(
-            income_sd=fits.self_generated.residual_sd, income_persistence=fits.self_generated.persistence,
-            income_growth_sd=fits.self_generated.growth["growth_sd"].reindex(libraries).fillna(0.0).to_numpy(),
-            cost_sd=fits.costs.residual_sd, cost_persistence=fits.costs.persistence,
-            cost_drift_sd=float(fits.costs.record.get("fixed_slope_se", 0.0)),
+            income_sd=k * fits.self_generated.residual_sd, income_persistence=fits.self_generated.persistence,
+            income_growth_sd=k * fits.self_generated.growth["growth_sd"].reindex(libraries).fillna(0.0).to_numpy(),
+            cost_sd=k * fits.costs.residual_sd, cost_persistence=fits.costs.persistence,
+            cost_drift_sd=k * float(fits.costs.record.get("fixed_slope_se", 0.0)), lumpy_scale=k,
             common_share=settings.common_share, failure_probability=settings.building_failure_probability,
             failure_median=settings.building_failure_cost_median, failure_p90=settings.building_failure_cost_p90,
             cost_growth=cost_growth)
 
     def without_shocks(self) -> Uncertainty:
         return replace(self, income_sd=0.0, income_growth_sd=self.income_growth_sd * 0.0, cost_sd=0.0,
-                       cost_drift_sd=0.0, failure_probability=0.0)
+                       cost_drift_sd=0.0, failure_probability=0.0, lumpy_scale=0.0)
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class SimulationSettings:
     building_failure_probability: float
     building_failure_cost_median: float
     building_failure_cost_p90: float
+    spread_scale: float
 
     @classmethod
     def of(cls, assumptions) -> SimulationSettings:
@@ -101,79 +105,107 @@ class Exposure:
     horizon_years: np.ndarray  # (libraries, years): years since the library's last actual (0 in actual years)
 
 
-def persistent_noise(rng: np.random.Generator, shape: tuple[int, int, int], sd: float, persistence: float,
-                     common_share: float) -> np.ndarray:
-    """(draws, libraries, years) deviations from the central path, in log terms.
+class PersistentNoise:
+    """Each year's deviation of a log amount from the central path, for (draws, libraries).
 
     The residual around each library's fitted line is AR(1) with standard deviation ``sd`` and
     lag-1 correlation ``persistence``; its innovations are part common to every library in a
     draw-year (``common_share`` of the variance). The central path starts from the last actual
-    year, itself one noisy year and not the trend, so what is returned is each year's residual
-    less the base year's: variance ``2 sd^2 (1 - persistence^h)`` after ``h`` years. (Treating
-    the base year as the trend made the bands too narrow by about a third in the backtest.)
+    year, itself one noisy year and not the trend, so what :meth:`next` gives is the year's
+    residual less the base year's: variance ``2 sd^2 (1 - persistence^h)`` after ``h`` years.
+    (Treating the base year as the trend made the bands too narrow by about a third in the
+    backtest.) One year at a time, so the arrays stay the size of one year of one chunk.
     """
-    draws, libraries, years = shape
-    if sd == 0:
-        return np.zeros(shape, np.float32)
-    steps = years + 1
-    common = rng.standard_normal((draws, 1, steps), dtype=np.float32)
-    own = rng.standard_normal((draws, libraries, steps), dtype=np.float32)
-    shocks = np.float32(np.sqrt(common_share)) * common + np.float32(np.sqrt(1.0 - common_share)) * own
-    carry, fresh = np.float32(persistence), np.float32(np.sqrt(1.0 - persistence ** 2))
-    level = shocks[..., 0]
-    noise = np.empty(shape, np.float32)
-    for j in range(years):
-        level = carry * level + fresh * shocks[..., j + 1]
-        noise[..., j] = level - shocks[..., 0]
-    return noise * np.float32(sd)
 
+    def __init__(self, rng: np.random.Generator, draws: int, libraries: int, sd: float, persistence: float,
+                 common_share: float) -> None:
+        self.rng, self.shape, self.sd = rng, (draws, libraries), np.float32(sd)
+        self.common_sd, self.own_sd = np.float32(np.sqrt(common_share)), np.float32(np.sqrt(1.0 - common_share))
+        self.carry, self.fresh = np.float32(persistence), np.float32(np.sqrt(1.0 - persistence ** 2))
+        self.base = self._shocks() if sd > 0 else None
+        self.level = None if self.base is None else self.base.copy()
 
-def failure_costs(rng: np.random.Generator, shape: tuple[int, int, int], exposure: Exposure, u: Uncertainty
-                  ) -> np.ndarray:
-    """(draws, libraries, years) building-failure costs: nil in most cells."""
-    costs = np.zeros(shape, np.float32)
-    if u.failure_probability <= 0 or not exposure.carries_fabric.any():
-        return costs
-    ahead = exposure.horizon_years > 0
-    hit = (rng.random(shape, dtype=np.float32) < u.failure_probability) & (ahead & exposure.carries_fabric[:, None])
-    count = int(hit.sum())
-    if count:
-        sigma = max(np.log(u.failure_p90 / u.failure_median) / 1.2815515655446004, 0.0)
-        grown = (1.0 + u.cost_growth) ** (exposure.horizon_years - 1)
-        amounts = u.failure_median * np.exp(sigma * rng.standard_normal(count))
-        costs[hit] = (amounts * np.broadcast_to(grown, shape)[hit]).astype(np.float32)
-    return costs
+    def _shocks(self) -> np.ndarray:
+        own = self.rng.standard_normal(self.shape, dtype=np.float32)
+        own *= self.own_sd
+        own += self.common_sd * self.rng.standard_normal((self.shape[0], 1), dtype=np.float32)
+        return own
+
+    def next(self) -> np.ndarray | float:
+        if self.base is None:
+            return np.float32(0.0)
+        self.level *= self.carry
+        self.level += self.fresh * self._shocks()
+        return (self.level - self.base) * self.sd
 
 
 def draw_flows(rng: np.random.Generator, draws: int, central: Flows, exposure: Exposure, u: Uncertainty,
                pays_failures: bool) -> Flows:
-    """One chunk of futures: the central flows with income, cost and failure shocks."""
-    n_lib, n_year = central.ahead.shape
-    shape = (draws, n_lib, n_year)
-    h = exposure.horizon_years[None].astype(np.float32)
-    growth = rng.standard_normal((draws, n_lib, 1), dtype=np.float32) * u.income_growth_sd[None, :, None].astype(np.float32)
-    income_factor = np.exp(growth * h + persistent_noise(rng, shape, u.income_sd, u.income_persistence, u.common_share))
-    drift = rng.standard_normal((draws, 1, 1), dtype=np.float32) * np.float32(u.cost_drift_sd)
-    cost_factor = np.exp(drift * h + persistent_noise(rng, shape, u.cost_sd, u.cost_persistence, u.common_share))
-    ahead = central.ahead[None]
+    """One chunk of futures: the central flows with income, cost, lumpy-line and failure shocks.
+
+    Shocks are drawn year by year from the first forecast year, each year's work on arrays of
+    one year of the chunk (draws x libraries), written into arrays laid out years first and
+    handed to :func:`cml.fund.roll` as (draws, libraries, years) views of that memory, so each
+    year the roll-forward reads is one contiguous block.
+    """
     f32 = np.float32
-    income_change = np.where(ahead, (income_factor - 1.0) * exposure.self_generated.astype(f32), f32(0.0))
-    spending_change = np.where(ahead, (income_factor - 1.0) * exposure.linked_costs.astype(f32)
-                               + (cost_factor - 1.0) * exposure.costs.astype(f32), f32(0.0))
-    if u.income_sd > 0 or u.cost_sd > 0:  # the lumpy lines vary unless every shock is off
-        for is_income, amount, sd in exposure.lumpy:
-            drawn = np.maximum(amount[None] + rng.standard_normal(shape, dtype=f32) * sd[None, :, None].astype(f32), 0.0)
-            change = np.where(ahead, drawn - amount[None], f32(0.0)).astype(f32)
-            if is_income:
-                income_change = income_change + change
-            else:
-                spending_change = spending_change + change
-    failures = failure_costs(rng, shape, exposure, u)
-    needs = {kind: need.astype(f32) for kind, need in central.needs.items()}
-    if pays_failures and failures.any():
-        needs["building_failure"] = needs.get("building_failure", f32(0.0)) + failures
-    return replace(central, surplus=central.surplus.astype(f32) + income_change - spending_change - failures,
-                   recurring=central.recurring.astype(f32) + spending_change, needs=needs)
+    n_lib, n_year = central.ahead.shape
+    first = int(np.argmax(central.ahead.any(axis=0))) if central.ahead.any() else n_year
+
+    def year_major(array: np.ndarray) -> np.ndarray:  # the central (1, libraries, years) -> (years, draws, libraries)
+        out = np.empty((n_year, draws, n_lib), f32)
+        out[:] = array[0].T[:, None, :]
+        return out
+
+    surplus, recurring = year_major(central.surplus), year_major(central.recurring)
+    failures_need = year_major(central.needs["building_failure"]) if "building_failure" in central.needs else None
+    growth = rng.standard_normal((draws, n_lib), dtype=f32) * u.income_growth_sd.astype(f32)[None, :]
+    drift = rng.standard_normal((draws, 1), dtype=f32) * f32(u.cost_drift_sd)
+    income_noise = PersistentNoise(rng, draws, n_lib, u.income_sd, u.income_persistence, u.common_share)
+    cost_noise = PersistentNoise(rng, draws, n_lib, u.cost_sd, u.cost_persistence, u.common_share)
+    carries = exposure.carries_fabric
+    sigma = max(np.log(u.failure_p90 / u.failure_median) / 1.2815515655446004, 0.0) if u.failure_median > 0 else 0.0
+    any_failure = False
+    for j in range(first, n_year):
+        ahead = central.ahead[:, j]
+        since = exposure.horizon_years[:, j].astype(f32)
+        income_factor = np.expm1(growth * since + income_noise.next())
+        cost_factor = np.expm1(drift * since + cost_noise.next())
+        income_change = income_factor * exposure.self_generated[:, j].astype(f32)
+        spending_change = income_factor * exposure.linked_costs[:, j].astype(f32)
+        spending_change += cost_factor * exposure.costs[:, j].astype(f32)
+        if u.lumpy_scale > 0:
+            for is_income, amount, sd in exposure.lumpy:
+                level = amount[:, j].astype(f32)
+                drawn = rng.standard_normal((draws, n_lib), dtype=f32) * (u.lumpy_scale * sd).astype(f32)
+                drawn += level
+                np.maximum(drawn, 0.0, out=drawn)
+                drawn -= level
+                if is_income:
+                    income_change += drawn
+                else:
+                    spending_change += drawn
+        change = np.where(ahead, income_change - spending_change, f32(0.0))
+        spending_change = np.where(ahead, spending_change, f32(0.0))
+        if u.failure_probability > 0 and carries.any():
+            hit = (rng.random((draws, n_lib), dtype=f32) < u.failure_probability) & (ahead & carries)[None, :]
+            count = int(hit.sum())
+            if count:
+                cost = np.zeros((draws, n_lib), f32)
+                grown = np.broadcast_to((1.0 + u.cost_growth) ** (since - 1), (draws, n_lib))[hit]
+                cost[hit] = u.failure_median * np.exp(sigma * rng.standard_normal(count)) * grown
+                change -= cost
+                any_failure = True
+                if pays_failures:
+                    if failures_need is None:
+                        failures_need = np.zeros((n_year, draws, n_lib), f32)
+                    failures_need[j] += cost
+        surplus[j] += change
+        recurring[j] += spending_change
+    needs = dict(central.needs)
+    if failures_need is not None and (any_failure or "building_failure" in central.needs):
+        needs["building_failure"] = np.moveaxis(failures_need, 0, -1)
+    return replace(central, surplus=np.moveaxis(surplus, 0, -1), recurring=np.moveaxis(recurring, 0, -1), needs=needs)
 
 
 @dataclass(frozen=True)

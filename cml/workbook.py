@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from cml.simulation import PERCENTILES
+
 NOT_REACHED = "beyond horizon"  # a year (run-out, fund exhausted) that does not come before the horizon
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 ILLUSTRATIVE_BANNER = "ILLUSTRATIVE DATA: these figures are made up and are not any library's accounts."
@@ -168,16 +170,19 @@ COLUMNS: dict[str, Column] = {
     "income_weight": Column("Weight on the fit (against growth.income)", "share"),
     "income_points": Column("Years of accounts fitted", "count"),
     "cost_drift": Column("Cost drift beyond growth.costs (log, a year)", "number"),
-    "covered_50": Column("Actual inside the forecast's middle 50%", "share"),
-    "covered_90": Column("Actual inside the forecast's middle 90%", "share"),
+    "inside_50": Column("Actual inside the middle 50% of futures"),
+    "inside_90": Column("Actual inside the middle 90% of futures"),
+    "covered_50": Column("Share of actuals inside the middle 50% of futures", "share"),
+    "covered_90": Column("Share of actuals inside the middle 90% of futures", "share"),
     "crps": Column("CRPS: error of the whole forecast distribution (£)", "money"),
+    **{f"free_reserves_p{p}": Column(f"Free reserves: {p}th percentile of the futures (£)", "money") for p in PERCENTILES},
+    **{f"combined_free_reserves_p{p}": Column(f"All libraries' free reserves: {p}th percentile of the futures (£)",
+                                              "money") for p in PERCENTILES},
 }
 # Families of columns named by a prefix: (prefix, heading with {rest} for the rest of the name, kind).
 COLUMN_FAMILIES = [
     ("council_cost_", "Council cost: {rest} (£)", "money"),
     ("libraries_", "Libraries {rest}", "count"),
-    ("free_reserves_p", "Free reserves: {rest}th percentile of the futures (£)", "money"),
-    ("combined_free_reserves_p", "All libraries' free reserves: {rest}th percentile (£)", "money"),
 ]
 SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summary", "portfolio": "Portfolio",
                "fund": "Fund claims", "fund_ledger": "Fund ledger", "leases": "Leases", "projection": "Projection",

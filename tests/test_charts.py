@@ -8,7 +8,7 @@ from html import unescape
 
 import pytest
 
-from cml.charts import CHARTS, income_chart, portfolio_reserves_chart, rag_chart, reserves_chart
+from cml.charts import CHARTS, income_chart, portfolio_fan_chart, portfolio_reserves_chart, rag_chart, reserves_chart
 from cml.render import money
 
 YEARS = ["2015/16", "2016/17", "2017/18", "2018/19", "2019/20", "2020/21"]
@@ -28,6 +28,12 @@ INCOME = {
 }
 RAG = {"financial_year": YEARS, "scenario": "Baseline", "last_actual_year": "2017/18",
        "Red": [0, 0, 1, 2, 3, 3], "Amber": [1, 1, 1, 1, 0, 0], "Green": [2, 2, 1, 0, 0, 0]}
+FAN = {"p5": [1000.0, -3000.0, -8000.0], "p25": [1800.0, -2000.0, -6000.0], "p75": [2200.0, -1000.0, -4400.0],
+       "p95": [3000.0, 0.0, -2500.0], "start": 5500.4}
+PORTFOLIO_FAN = {"financial_year": YEARS, "last_actual_year": "2017/18", "scenario": "Baseline",
+                 "central": [1e5, 9e4, 8e4, 5e4, 1e4, -2e4],
+                 "fan": {"p5": [3e4, -1e4, -5e4], "p25": [4e4, 0.0, -3e4], "p75": [6e4, 2e4, -1e4],
+                         "p95": [7e4, 3e4, 0.0], "start": 8e4}}
 PORTFOLIO = {"financial_year": YEARS, "last_actual_year": "2017/18",
              "series": {"Baseline": [1e5, 9e4, 8e4, 5e4, 1e4, -2e4], "Option 3": [1e5, 9e4, 8e4, 9e4, 1e5, 1.1e5]}}
 
@@ -38,8 +44,9 @@ def image_source(markup: str) -> tuple[str, bytes]:
     return media, base64.b64decode(data)
 
 
-@pytest.mark.parametrize("draw, data", [(reserves_chart, RESERVES), (income_chart, INCOME),
-                                        (rag_chart, RAG), (portfolio_reserves_chart, PORTFOLIO)])
+@pytest.mark.parametrize("draw, data", [(reserves_chart, RESERVES), (reserves_chart, {**RESERVES, "fan": FAN}),
+                                        (income_chart, INCOME), (rag_chart, RAG),
+                                        (portfolio_reserves_chart, PORTFOLIO), (portfolio_fan_chart, PORTFOLIO_FAN)])
 def test_every_chart_is_an_svg_image_with_its_description_as_alt(draw, data) -> None:
     chart = draw(data)
     media, svg = image_source(chart.markup)
@@ -83,3 +90,14 @@ def test_alt_text_is_escaped_in_the_markup() -> None:
 
 def test_the_registry_names_every_chart_a_template_uses() -> None:
     assert set(CHARTS) == {"reserves", "income", "rag", "portfolio_reserves", "portfolio_fan"}
+
+
+def test_the_fan_is_drawn_and_described_from_the_futures() -> None:
+    """Two bands (90% and 50%) over the forecast years, starting from the last actual year, and
+    the alt text gives the 90% range at the horizon."""
+    plain, fanned = reserves_chart(RESERVES), reserves_chart({**RESERVES, "fan": FAN})
+    assert image_source(fanned.markup)[1].count(b"<path") >= image_source(plain.markup)[1].count(b"<path") + 2
+    assert f"between {money(-8000.0)} and {money(-2500.0)} for 9 in 10" in fanned.alt
+    assert "9 in 10" not in plain.alt
+    portfolio = portfolio_fan_chart(PORTFOLIO_FAN)
+    assert f"between {money(-5e4)} and {money(0.0)}" in portfolio.alt

@@ -129,11 +129,6 @@ def test_a_singular_panel_tries_both_models_then_keeps_the_assumed_growth():
     assert fit.growth["growth"].to_numpy() == pytest.approx(np.log1p(ASSUMED))
 
 
-@pytest.mark.xfail(strict=True, raises=RuntimeWarning, reason=(
-    "known gap: on a panel where every amount is the same, statsmodels reports converged but its "
-    "covariance is not positive definite; result.bse_fe (read in _slope_spread, outside _mixedlm's "
-    "catch) warns 'invalid value encountered in sqrt' and the fit is kept with fixed_slope_se NaN "
-    "and no fallback. Remove this mark when fit_pooled falls back on a non-finite standard error."))
 def test_a_constant_panel_falls_back_rather_than_keeping_a_nan_standard_error():
     """Every library-year the same £5,000 (log amount constant): nothing to fit. The documented
     behaviour is a fallback that says why, never a NaN slope uncertainty and a stray warning."""

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from pypdf import PdfReader
 
-from cml.fy import parse_fy, year_ranges
+from cml.fy import fy_label, parse_fy, year_ranges
 from cml.inputs import Inputs, load_inputs
 from cml.projection import build_forecast
 from cml.render import (
@@ -30,6 +30,7 @@ from cml.render import (
     PortfolioMismatch,
     briefing_context,
     briefing_paths,
+    chance,
     check_portfolio_totals,
     is_template_url,
     job_html,
@@ -148,6 +149,25 @@ def test_briefing_headline_and_table_match_the_projection(forecast, briefed_libr
     assert table_row(latest_accounts) in text
     assert table_row(rows.iloc[-1]) in text
     assert "Figures may not sum due to rounding" in text
+
+
+def test_briefing_gives_the_chance_of_running_out_from_the_risk_table(forecast, briefed_library: str,
+                                                                      briefing: Path) -> None:
+    """The headline's chances are the simulation's, in round words: within 3 years means by the
+    third forecast year (counting the first), within 5 by the fifth."""
+    text = pdf_text(briefing)
+    risk = forecast.risk[(forecast.risk["scenario"] == BASELINE) & (forecast.risk["library_id"] == briefed_library)]
+    risk = risk.set_index("year")["probability_run_out"]
+    first = int(risk.index.min())
+    for years in (3, 5):
+        words = chance(float(risk[first + years - 1]))
+        assert f"within {years} years (by {fy_label(first + years - 1)}) {words}" in text
+    assert "Chance the reserves run out" in text and "simulated futures" in text
+
+
+def test_chance_words_never_claim_false_precision() -> None:
+    assert [chance(p) for p in (0.0, 0.049, 0.05, 0.149, 0.15, 0.951)] == [
+        "under 1 in 20", "under 1 in 20", "about 1 in 10", "about 1 in 10", "about 2 in 10", "over 19 in 20"]
 
 
 def test_briefing_shows_every_scenario_and_the_trustees_projection(forecast, briefed_library: str,

@@ -14,11 +14,15 @@ import pandas as pd
 import pytest
 
 from cml.adjustments import apply_levers, lease_path, security_factor
+from cml.forecasting import Fit, Fits
 from cml.fund import FundRules, central_flows, roll_forward
 from cml.projection import base_years, cover_and_rag, next_run_out, summarise, trend_base
 from cml.scenarios import Scenario, load_scenarios
 
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
+
+NO_FIT = Fit("none", pd.DataFrame(columns=["growth", "growth_sd", "points"], dtype=float), 0.0, 0.0, 0.0, {})
+NO_FITS = Fits(NO_FIT, NO_FIT, pd.DataFrame(columns=["library_id", "line", "sd"]))  # every line on the assumed rates
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +108,7 @@ def test_base_skips_abnormal_years_and_restates_to_the_last_actual_year(inputs):
     assert years["year"].tolist() == [2018, 2019]
     actuals = pd.DataFrame({"library_id": "a", "year": [2018, 2019, 2020, 2021], "line": "cafe",
                             "amount": [100.0, 121.0, 5.0, 50.0]})
-    base = trend_base(actuals, case, last, {2: years, 3: base_years(case, last, 3)})
+    base = trend_base(actuals, case, last, {2: years, 3: base_years(case, last, 3)}, NO_FITS)
     assert base["base"].item() == pytest.approx(139.755)
     assert base["base_year"].item() == 2021
 

@@ -24,7 +24,10 @@ from cml.simulation import (PERCENTILES, SimulationSettings, Uncertainty, exhaus
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
 PENNY = 0.01  # draws are float32: the shipped free reserves (up to ~£75,000) come back within £0.004 of float64
 PROBABILITY_TOLERANCE = 0.03  # 4,000 draws: the sd of a difference of two run-out probabilities is at most 0.011
-MEDIAN_TOLERANCE = (0.02, 250.0)  # within 2% of the median, or £250 where the median is near nil
+# The median of 4,000 futures has a standard error of about 0.015 x the interquartile range, so
+# two seeds' medians differ by more than 0.1 x IQR (about 5 of those errors combined) by chance
+# almost never; £50 covers float32 where the futures barely spread.
+MEDIAN_TOLERANCE = (0.1, 50.0)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,7 @@ def close_risks(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert (a[["library_id", "year"]].to_numpy() == b[["library_id", "year"]].to_numpy()).all()
     assert (a["probability_run_out"] - b["probability_run_out"]).abs().max() <= PROBABILITY_TOLERANCE
     share, floor = MEDIAN_TOLERANCE
-    allowed = np.maximum(share * a["free_reserves_p50"].abs(), floor)
+    allowed = share * (a["free_reserves_p75"] - a["free_reserves_p25"]) + floor
     assert ((a["free_reserves_p50"] - b["free_reserves_p50"]).abs() <= allowed).all()
 
 
@@ -97,7 +100,7 @@ def test_with_no_spread_every_draw_is_the_central_path(runs, scenarios, name):
 
 def test_the_same_seed_gives_the_same_futures_and_another_seed_close_ones(runs, scenarios):
     """4,000 draws of the baseline: seed 20201 twice gives identical arrays and risk tables;
-    seed 7 gives run-out probabilities within 0.03 and medians within 2% (or £250)."""
+    seed 7 gives run-out probabilities within 0.03 and medians within a tenth of the interquartile range."""
     assumptions = scenarios["baseline"].assumptions
     first = simulate_run(runs("baseline"), assumptions, draws=4000)
     again = simulate_run(runs("baseline"), assumptions, draws=4000)

@@ -11,7 +11,11 @@ The rules (the shipped settings, written out here rather than read from cml's fi
   the lines with ``base_years`` in lines.csv (other grants, building fabric repairs): the mean of
   the latest 3 normal full years (2020/21 and 2021/22 are abnormal), each restated to 2023/24 prices
   at its side's growth rate; a line the library did not report in a base year counts as nil there;
-* the base grows a year: costs +3%, income +``--income-growth`` (default 1%);
+* the base grows a year: costs +3%, income +``--income-growth`` (default 1%), except the
+  self-generated lines forecast as ``fitted``, which grow at the library's own growth from the
+  pooled statsmodels fit: ``exp(income_growth)`` a year, ``income_growth`` read from the run's
+  ``fits.csv`` (``--fits``; the fit itself is statsmodels', so here it is an input and what is
+  checked is the arithmetic from it);
 * cost of café sales at the library's own 2023/24 share of café sales;
 * bank interest 1.5% on opening unrestricted cash at 31 March 2024 (free reserves + designated
   funds = unrestricted less fixed assets; restricted funds keep their own interest);
@@ -23,12 +27,14 @@ The rules (the shipped settings, written out here rather than read from cml's fi
   less restricted, designated and fixed assets (held at their 2023/24 values); months of cover =
   free / (spending without one-off fees / 12).
 
-Run from the repository root: ``python tests/cases/recompute_hand_checked.py [--income-growth 0.01]``.
+Run from the repository root after ``cml forecast --no-pdf``:
+``python tests/cases/recompute_hand_checked.py --fits outputs/fits.csv [--income-growth 0.01]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -56,7 +62,7 @@ def years_left(end: pd.Timestamp, year: int) -> float:
     return (end - year_end(year)).days / 365.25
 
 
-def recompute(library_id: str, inputs: Path, income_growth: float) -> dict:
+def recompute(library_id: str, inputs: Path, income_growth: float, fitted_growth: float | None = None) -> dict:
     accounts = pd.read_csv(inputs / "accounts.csv")
     lines = pd.read_csv(inputs / "lines.csv").set_index("line")
     libraries = pd.read_csv(inputs / "libraries.csv").set_index("library_id")
@@ -71,13 +77,14 @@ def recompute(library_id: str, inputs: Path, income_growth: float) -> dict:
 
     # Trend lines: the base (restated to 2023/24 prices), grown one year.
     amounts = {}
-    for line, meta in lines[lines["forecast"] == "trend"].iterrows():
+    for line, meta in lines[lines["forecast"].isin(["trend", "fitted"])].iterrows():
         count = int(meta["base_years"]) if pd.notna(meta["base_years"]) else 1
         base_years = normal[-count:]
         rows = own[(own["line"] == line) & own["year"].isin(base_years)].set_index("year")["amount"]
         if rows.empty:
             continue
-        g = growth[meta["side"]]
+        fitted = meta["forecast"] == "fitted" and fitted_growth is not None
+        g = math.expm1(fitted_growth) if fitted else growth[meta["side"]]
         restated = [rows.get(y, 0.0) * (1 + g) ** (BASE_YEAR - y) for y in base_years]
         amounts[line] = sum(restated) / len(restated) * (1 + g) ** (YEAR - BASE_YEAR)
 
@@ -134,10 +141,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--income-growth", type=float, default=0.01,
                         help="annual growth of income lines after 2023/24 (default 0.01)")
     parser.add_argument("--inputs", type=Path, default=ROOT / "inputs")
+    parser.add_argument("--fits", type=Path, default=None,
+                        help="the run's fits.csv: each library's fitted self-generated income growth (log, a year)")
     parser.add_argument("libraries", nargs="*", default=["anstey", "desford"])
     args = parser.parse_args(argv)
+    fitted = (pd.read_csv(args.fits).set_index("library_id")["income_growth"].to_dict() if args.fits else {})
     for library_id in args.libraries:
-        r = recompute(library_id, args.inputs, args.income_growth)
+        print(f"# {library_id}: fitted self-generated income growth {fitted.get(library_id, float('nan')):.6f} (log)")
+        r = recompute(library_id, args.inputs, args.income_growth, fitted.get(library_id))
         print(f"# {library_id}: trend income {r['trend_income']:,.2f} + interest {INTEREST_RATE} x "
               f"{r['opening_cash']:,.2f} = {r['interest']:,.2f} -> income {r['income']:,.2f};")
         print(f"#   trend costs {r['trend_costs']:,.2f} + café costs {r['cafe_costs']:,.2f}"
@@ -148,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
               f" = {r['free_reserves']:,.2f}; months of cover {r['months_of_cover']:.2f}")
     print()
     for library_id in args.libraries:
-        r = recompute(library_id, args.inputs, args.income_growth)
+        r = recompute(library_id, args.inputs, args.income_growth, fitted.get(library_id))
         print("[[case]]")
         print(f'library_id = "{library_id}"\nfinancial_year = "2024/25"')
         for key in ("income", "expenditure", "closing_reserves", "free_reserves", "months_of_cover"):
