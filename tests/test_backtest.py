@@ -69,6 +69,8 @@ def test_forecasts_across_the_covid_closures_are_scored_apart(backtest) -> None:
     crossing = rows[(rows["cutoff"] == 2019) & (rows["target_year"] == 2022)]
     after = rows[(rows["cutoff"] == 2021) & (rows["target_year"] == 2022)]
     assert len(crossing) and crossing["through_covid"].all()
+    into = rows[(rows["cutoff"] == 2019) & (rows["target_year"] == 2020)]  # the target itself is a Covid year
+    assert len(into) and into["through_covid"].all()
     assert len(after) and not after["through_covid"].any()
     assert set(backtest.scores["through_covid"]) == {True, False}
 
