@@ -165,7 +165,6 @@ def draw_flows(rng: np.random.Generator, draws: int, central: Flows, exposure: E
     cost_noise = PersistentNoise(rng, draws, n_lib, u.cost_sd, u.cost_persistence, u.common_share)
     carries = exposure.carries_fabric
     sigma = max(np.log(u.failure_p90 / u.failure_median) / 1.2815515655446004, 0.0) if u.failure_median > 0 else 0.0
-    any_failure = False
     for j in range(first, n_year):
         ahead = central.ahead[:, j]
         since = exposure.horizon_years[:, j].astype(f32)
@@ -195,7 +194,6 @@ def draw_flows(rng: np.random.Generator, draws: int, central: Flows, exposure: E
                 grown = np.broadcast_to((1.0 + u.cost_growth) ** (since - 1), (draws, n_lib))[hit]
                 cost[hit] = u.failure_median * np.exp(sigma * rng.standard_normal(count)) * grown
                 change -= cost
-                any_failure = True
                 if pays_failures:
                     if failures_need is None:
                         failures_need = np.zeros((n_year, draws, n_lib), f32)
@@ -203,7 +201,7 @@ def draw_flows(rng: np.random.Generator, draws: int, central: Flows, exposure: E
         surplus[j] += change
         recurring[j] += spending_change
     needs = dict(central.needs)
-    if failures_need is not None and (any_failure or "building_failure" in central.needs):
+    if failures_need is not None:  # the scenario's own failures, or failures the fund pays
         needs["building_failure"] = np.moveaxis(failures_need, 0, -1)
     return replace(central, surplus=np.moveaxis(surplus, 0, -1), recurring=np.moveaxis(recurring, 0, -1), needs=needs)
 
