@@ -25,8 +25,11 @@ Two models are fitted:
 
 * ``self_generated`` income (the ``self_generated`` group of ``lines.csv``): the fitted slope is
   each library's growth in cash terms, used by the ``fitted`` forecast method;
-* ``costs`` (the ``trend`` expenditure lines), deflated by ``growth.costs`` first: the fitted slope
-  is a **drift** beyond the cost assumption, applied only where the evidence is clear (its
+* ``costs`` (the ``trend`` expenditure lines), deflated first by the cost prices of
+  ``growth.costs`` and ``growth.costs_by_year`` (a dated rate where one is given): the fitted slope
+  is a **drift** beyond the cost assumption (no ramp-up term; a step in each of
+  ``forecast.cost_step_years`` takes a one-off jump in prices, such as the 2022/23 energy crisis,
+  out of it), applied only where the evidence is clear (its
   z-statistic at least :data:`DRIFT_Z`); otherwise the assumption stands alone.
 
 Each fit also gives what the simulation draws from (:mod:`cml.simulation`): the residual spread,
@@ -37,6 +40,7 @@ library's slope uncertainty (fixed-effect standard error and the random slope's 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,18 +96,32 @@ def yearly_panel(accounts: pd.DataFrame, lines: pd.DataFrame, last_actual: pd.Se
     return panel[(panel["age"] >= 1) & (panel["amount"] > 0)].reset_index(drop=True)
 
 
-def design(panel: pd.DataFrame, abnormal_years: tuple[int, ...], deflator: float) -> tuple[pd.DataFrame, str]:
-    """The regression frame and formula: log amount (deflated by ``deflator`` a year), centred
-    year, a dummy per abnormal year present, and the ramp-up term."""
+LogPrices = Callable[[np.ndarray], np.ndarray]  # each year's log price level (any base: differences count)
+
+
+def design(panel: pd.DataFrame, abnormal_years: tuple[int, ...], log_prices: LogPrices | None = None,
+           step_years: tuple[int, ...] = (), ramp: bool = True) -> tuple[pd.DataFrame, str]:
+    """The regression frame and formula: log amount (less ``log_prices`` of its year, if given:
+    costs in constant prices), centred year, a dummy per abnormal year present, a step from each
+    of ``step_years`` on (a price shock that raised the level once, such as the 2022/23 energy
+    crisis: without it the slope reads the jump as a trend), and, if ``ramp``, the ramp-up term
+    (income builds up after the transfer; a building's costs are there from the first day, and a
+    ramp term beside the year only blurs the cost model's slope)."""
     frame = panel.copy()
-    frame["log_amount"] = np.log(frame["amount"]) - np.log1p(deflator) * (frame["year"] - frame["year"].max())
+    frame["log_amount"] = np.log(frame["amount"])
+    if log_prices is not None:
+        frame["log_amount"] -= log_prices(frame["year"].to_numpy())
     frame["t"] = frame["year"] - frame["year"].mean()
     terms = ["t"]
     for year in abnormal_years:
         if (frame["year"] == year).any():
             frame[f"abnormal_{year}"] = (frame["year"] == year).astype(float)
             terms.append(f"abnormal_{year}")
-    if frame["age"].nunique() > 1:
+    for year in step_years:
+        if (frame["year"] >= year).any() and (frame["year"] < year).any():
+            frame[f"step_{year}"] = (frame["year"] >= year).astype(float)
+            terms.append(f"step_{year}")
+    if ramp and frame["age"].nunique() > 1:
         frame["ramp"] = 1.0 / frame["age"]
         terms.append("ramp")
     return frame, "log_amount ~ " + " + ".join(terms)
@@ -162,11 +180,12 @@ def residual_structure(frame: pd.DataFrame, residuals: pd.Series) -> tuple[float
 
 
 def fit_pooled(panel: pd.DataFrame, libraries: pd.Index, target: str, abnormal_years: tuple[int, ...],
-               deflator: float, fallback_growth: float) -> Fit:
+               log_prices: LogPrices | None, fallback_growth: float, step_years: tuple[int, ...] = (),
+               ramp: bool = True) -> Fit:
     """The pooled fit for one target, with its documented fallbacks (see the module docstring)."""
     record = {"model_of": target, "libraries": int(panel["library_id"].nunique()), "observations": int(len(panel))}
     tried: list[str] = []
-    frame, formula = design(panel, abnormal_years, deflator) if len(panel) else (panel, "")
+    frame, formula = design(panel, abnormal_years, log_prices, step_years, ramp) if len(panel) else (panel, "")
     for random_slope, name in ((True, "MixedLM, random intercept and slope"), (False, "MixedLM, random intercept")):
         if len(panel) < 10 or panel["library_id"].nunique() < 3:
             tried.append(f"{name}: too little history ({len(panel)} library-years)")
@@ -201,7 +220,7 @@ def cost_drift(fit: Fit) -> Fit:
     drift = slope if used else 0.0
     growth = fit.growth.assign(growth=drift, growth_sd=fit.growth["growth_sd"] if used else 0.0)
     record = fit.record | {"drift_used": used, "drift": drift,
-                           "drift_note": (f"drift of {slope:+.2%} a year beyond growth.costs, z = {slope / se:.1f}"
+                           "drift_note": (f"drift of {slope:+.2%} a year beyond cost inflation, z = {slope / se:.1f}"
                                           if se > 0 else "no drift estimated")}
     return Fit(fit.model, growth, fit.residual_sd, fit.persistence, fit.common_share, record)
 
@@ -230,14 +249,17 @@ def weighed_against(fit: Fit, assumed: float, prior_sd: float) -> Fit:
 
 
 def fit_models(accounts: pd.DataFrame, lines: pd.DataFrame, last_actual: pd.Series, first_year: pd.Series,
-               abnormal_years: tuple[int, ...], income_growth: float, cost_growth: float, prior_sd: float) -> Fits:
-    """Both pooled models on the accounts up to each library's ``last_actual`` year."""
+               abnormal_years: tuple[int, ...], income_growth: float, cost_prices: LogPrices, prior_sd: float,
+               cost_step_years: tuple[int, ...] = ()) -> Fits:
+    """Both pooled models on the accounts up to each library's ``last_actual`` year; costs in the
+    constant prices of ``cost_prices`` (``growth.costs`` and ``growth.costs_by_year``), with a
+    step from each of ``cost_step_years`` (``forecast.cost_step_years``)."""
     libraries = pd.Index(sorted(last_actual.index), name="library_id")
     income = weighed_against(fit_pooled(yearly_panel(accounts, lines, last_actual, first_year, SELF_GENERATED),
-                                        libraries, SELF_GENERATED, abnormal_years, 0.0, income_growth),
+                                        libraries, SELF_GENERATED, abnormal_years, None, income_growth),
                              income_growth, prior_sd)
     costs = fit_pooled(yearly_panel(accounts, lines, last_actual, first_year, COSTS), libraries, COSTS,
-                       abnormal_years, cost_growth, 0.0)
+                       abnormal_years, cost_prices, 0.0, cost_step_years, ramp=False)
     return Fits(income, cost_drift(costs), lumpy_spread(accounts, lines, last_actual, first_year, abnormal_years))
 
 

@@ -180,8 +180,10 @@ class Assumptions:
     actuals_to: int | None
     base_years: int
     abnormal_years: tuple[int, ...]
+    cost_step_years: tuple[int, ...]
     annual_gap_years: int
     cost_growth: float
+    cost_growth_by_year: tuple[tuple[int, float], ...]  # (start year, rate) where the rate is dated
     income_growth: float
     growth_prior_sd: float
     interest_rate: float
@@ -203,6 +205,29 @@ class Assumptions:
     simulation_building_failure_cost_p90: float
     simulation_spread_scale: float
     raw: dict = field(repr=False, compare=False, default_factory=dict)
+
+    def cost_inflation(self, year: int) -> float:
+        """Cost inflation into financial year ``year`` (from the year before): its rate in
+        ``growth.costs_by_year`` if dated there, else ``growth.costs``."""
+        return dict(self.cost_growth_by_year).get(int(year), self.cost_growth)
+
+    def log_cost_change(self, from_years, to_years) -> np.ndarray:
+        """The log of cost prices in ``to_years`` over those in ``from_years``, element by element
+        (either way round), compounding each year's :meth:`cost_inflation`.
+
+        >>> a = Assumptions.__new__(Assumptions)
+        >>> object.__setattr__(a, "cost_growth", 0.02)
+        >>> object.__setattr__(a, "cost_growth_by_year", ((2024, 0.10),))
+        >>> np.exp(a.log_cost_change([2023, 2025], [2025, 2023])).round(4).tolist()
+        [1.122, 0.8913]
+        """
+        start, end = np.asarray(from_years, dtype=int), np.asarray(to_years, dtype=int)
+        if start.size == 0:
+            return np.zeros(np.broadcast(start, end).shape)
+        low = int(min(start.min(), end.min()))
+        span = np.arange(low, int(max(start.max(), end.max())) + 1)
+        index = np.concatenate([[0.0], np.cumsum(np.log1p([self.cost_inflation(y) for y in span[1:]]))])
+        return index[end - low] - index[start - low]
 
 
 @dataclass(frozen=True)
@@ -523,8 +548,9 @@ def _fy_setting(raw: dict, path: str, label: str, problems: list[Problem], allow
 
 
 KNOWN_SETTINGS = {
-    "forecast": {"horizon", "actuals_to", "base_years", "abnormal_years", "annual_gap_years", "growth_prior_sd"},
-    "growth": {"costs", "income", "interest_on_balances"},
+    "forecast": {"horizon", "actuals_to", "base_years", "abnormal_years", "cost_step_years", "annual_gap_years",
+                 "growth_prior_sd"},
+    "growth": {"costs", "costs_by_year", "income", "interest_on_balances"},
     "grant": {"payment"},
     "rag": {"red_below_months", "amber_below_months", "not_green_if_runs_out_within_years"},
     "council": {"interim_provision_per_year", "interim_provision_years"},
@@ -555,6 +581,30 @@ def _fy_list_setting(raw: dict, path: str, label: str, problems: list[Problem]) 
     return tuple(sorted(set(years)))
 
 
+def _dated_rates_setting(raw: dict, path: str, label: str, problems: list[Problem]) -> tuple[tuple[int, float], ...] | None:
+    """A table of financial year to rate (``{"2024/25" = 0.035}``), as sorted (start year, rate)."""
+    section, key = path.split(".")
+    value = raw.get(section, {}).get(key) if isinstance(raw.get(section), dict) else None
+    if value is None:
+        problems.append(Problem(label, None, path, "setting is missing (an empty table {} dates nothing)"))
+        return None
+    if not isinstance(value, dict):
+        problems.append(Problem(label, None, path, f'{value!r} should be a table like {{ "2024/25" = 0.035 }}'))
+        return None
+    rates = []
+    for year, rate in value.items():
+        try:
+            start = parse_fy(year)
+        except ValueError as err:
+            problems.append(Problem(label, None, f"{path}.{year}", str(err)))
+            continue
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not -0.5 <= rate <= 1.0:
+            problems.append(Problem(label, None, f"{path}.{year}", f"{rate!r} should be a rate from -0.5 to 1.0"))
+            continue
+        rates.append((start, float(rate)))
+    return tuple(sorted(rates))
+
+
 def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Assumptions | None:
     """Build :class:`Assumptions` from parsed TOML, reporting unknown or bad settings."""
     count = len(problems)
@@ -570,8 +620,10 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
         "actuals_to": _fy_setting(raw, "forecast.actuals_to", label, problems, allow_blank=True),
         "base_years": _setting(raw, "forecast.base_years", int, label, problems, minimum=1, maximum=10),
         "abnormal_years": _fy_list_setting(raw, "forecast.abnormal_years", label, problems),
+        "cost_step_years": _fy_list_setting(raw, "forecast.cost_step_years", label, problems),
         "annual_gap_years": _setting(raw, "forecast.annual_gap_years", int, label, problems, minimum=1, maximum=10),
         "cost_growth": _setting(raw, "growth.costs", float, label, problems, minimum=-0.5, maximum=1.0),
+        "cost_growth_by_year": _dated_rates_setting(raw, "growth.costs_by_year", label, problems),
         "income_growth": _setting(raw, "growth.income", float, label, problems, minimum=-0.5, maximum=1.0),
         "growth_prior_sd": _setting(raw, "forecast.growth_prior_sd", float, label, problems, minimum=0, maximum=0.5),
         "interest_rate": _setting(raw, "growth.interest_on_balances", float, label, problems, minimum=0, maximum=0.2),

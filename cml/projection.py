@@ -178,16 +178,19 @@ def line_base_years(inputs: Inputs) -> pd.Series:
     return own.fillna(inputs.assumptions.base_years).astype(int)
 
 
-def log_growth(rows: pd.DataFrame, inputs: Inputs, fits: Fits) -> np.ndarray:
-    """Each row's annual growth in log terms: a ``fitted`` line the library's fitted growth; other
-    income ``growth.income``; costs ``growth.costs`` plus the fitted cost drift (nil unless the
-    history shows one clearly: :func:`cml.forecasting.cost_drift`)."""
+def log_change(rows: pd.DataFrame, inputs: Inputs, fits: Fits, from_years, to_years) -> np.ndarray:
+    """Each row's change in log terms from ``from_years`` to ``to_years``: a ``fitted`` line at the
+    library's fitted growth; other income at ``growth.income``; costs by the cost prices of those
+    years (``growth.costs``, or the year's rate in ``growth.costs_by_year``) plus the fitted cost
+    drift (nil unless the history shows one clearly: :func:`cml.forecasting.cost_drift`)."""
     meta = inputs.lines.set_index("line")
     a = inputs.assumptions
-    fitted = rows["library_id"].map(fits.self_generated.growth["growth"]).fillna(np.log1p(a.income_growth))
-    cost = np.log1p(a.cost_growth) + rows["library_id"].map(fits.costs.growth["growth"]).fillna(0.0)
+    span = np.asarray(to_years) - np.asarray(from_years)
+    fitted = rows["library_id"].map(fits.self_generated.growth["growth"]).fillna(np.log1p(a.income_growth)) * span
+    cost = (a.log_cost_change(from_years, to_years)
+            + rows["library_id"].map(fits.costs.growth["growth"]).fillna(0.0).to_numpy() * span)
     return np.select([rows["line"].map(meta["forecast"]) == "fitted", rows["line"].map(meta["side"]) == "expenditure"],
-                     [fitted, cost], np.log1p(a.income_growth))
+                     [fitted, cost], np.log1p(a.income_growth) * span)
 
 
 def trend_base(actuals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series, years_for: dict[int, pd.DataFrame],
@@ -202,17 +205,17 @@ def trend_base(actuals: pd.DataFrame, inputs: Inputs, last_actual: pd.Series, ye
     rows = pd.concat([_in_base(actuals, years_for[n], lines.index.to_series()) for n, lines in counts.groupby(counts)],
                      ignore_index=True)
     last = rows["library_id"].map(last_actual)
-    rows["base"] = rows["amount"] * np.exp(log_growth(rows, inputs, fits) * (last - rows["year"]))
+    rows["base"] = rows["amount"] * np.exp(log_change(rows, inputs, fits, rows["year"], last))
     out = rows.groupby(["library_id", "line"], as_index=False)["base"].mean()
     out["base_year"] = out["library_id"].map(last_actual)
     return out[["library_id", "line", "base", "base_year"]]
 
 
 def forecast_trend_lines(base: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs, fits: Fits) -> pd.DataFrame:
-    """Grow each base from the last actual year at its line's growth (:func:`log_growth`)."""
+    """Grow each base from the last actual year at its line's growth (:func:`log_change`)."""
     forecast_years = grid[grid["actual_or_forecast"] == "forecast"][["library_id", "year"]]
     rows = forecast_years.merge(base, on="library_id")
-    rows["amount"] = rows["base"] * np.exp(log_growth(rows, inputs, fits) * (rows["year"] - rows["base_year"]))
+    rows["amount"] = rows["base"] * np.exp(log_change(rows, inputs, fits, rows["base_year"], rows["year"]))
     return rows[["library_id", "year", "line", "amount"]]
 
 
@@ -667,15 +670,15 @@ def failed_years(projection: pd.DataFrame) -> pd.DataFrame:
     return failed.assign(years_since=failed["year"] - failed["library_id"].map(first))
 
 
-def interim_provision(projection: pd.DataFrame, per_year: float, years: int, cost_growth: float) -> pd.DataFrame:
+def interim_provision(projection: pd.DataFrame, per_year: float, years: int, assumptions: Assumptions) -> pd.DataFrame:
     """The council's cost of interim library provision (seed 000 para 4: "until a permanent
     solution has been agreed") for ``years`` years from the year a library runs out, at
     ``per_year`` in the first forecast year's prices, grown with costs."""
     failed = failed_years(projection)
     failed = failed[failed["years_since"] < years]
     first = projection.loc[projection["actual_or_forecast"] == "forecast", "year"].min()
-    amount = float(per_year) * (1.0 + cost_growth) ** (failed["year"] - first)
-    return failed[["library_id", "year"]].assign(component="interim_provision", amount=amount.to_numpy())
+    amount = float(per_year) * np.exp(assumptions.log_cost_change(np.full(len(failed), first), failed["year"]))
+    return failed[["library_id", "year"]].assign(component="interim_provision", amount=amount)
 
 
 def without_failed_libraries(council: pd.DataFrame, projection: pd.DataFrame) -> pd.DataFrame:
@@ -699,10 +702,20 @@ def fund_needs(lines: pd.DataFrame, grid: pd.DataFrame, income_cuts: pd.DataFram
 
 def fit_for(inputs: Inputs) -> Fits:
     """The pooled models fitted to the accounts up to each library's last actual year (the
-    forecasting stage: computed once per cut-off, whatever the scenario)."""
+    forecasting stage: computed once per cut-off and :func:`fit_settings`, whatever the scenario)."""
     a = inputs.assumptions
     return fit_models(inputs.accounts, inputs.lines, last_actual_years(inputs), first_years(inputs.libraries),
-                      a.abnormal_years, a.income_growth, a.cost_growth, a.growth_prior_sd)
+                      a.abnormal_years, a.income_growth,
+                      lambda years: a.log_cost_change(np.full_like(years, years.max()), years), a.growth_prior_sd,
+                      a.cost_step_years)
+
+
+def fit_settings(inputs: Inputs) -> tuple:
+    """Everything :func:`fit_for` depends on: the cut-off and the assumptions the fits use. Two
+    scenarios with equal settings share one fit; one that changes, say, ``growth.income`` gets its own."""
+    a = inputs.assumptions
+    return (tuple(last_actual_years(inputs).items()), a.abnormal_years, a.income_growth, a.cost_growth,
+            a.cost_growth_by_year, a.growth_prior_sd, a.cost_step_years)
 
 
 def project_scenario(inputs: Inputs, scenario: Scenario, fits: Fits) -> ScenarioRun:
@@ -750,7 +763,7 @@ def project_scenario(inputs: Inputs, scenario: Scenario, fits: Fits) -> Scenario
     totals = yearly_totals(lines, grid, one_off_costs)
     projection = cover_and_rag(reserves_path(totals, inputs, last_actual), libraries, inputs)
     a = inputs.assumptions
-    interim = interim_provision(projection, a.interim_provision_per_year, a.interim_provision_years, a.cost_growth)
+    interim = interim_provision(projection, a.interim_provision_per_year, a.interim_provision_years, a)
     council = without_failed_libraries(council_costs(lines, claims, rolled.ledger, [lease_fees, taken_back, interim], grid),
                                        projection)
     return ScenarioRun(projection, lines, council, claims, rolled.ledger, leases, libraries, schedule, base, flows,
@@ -771,19 +784,22 @@ def shock_exposure(lines: pd.DataFrame, grid: pd.DataFrame, inputs: Inputs, flow
 
     lease = libraries.set_index("library_id")["lease_type"].reindex(flows.libraries)
     carries = (lease == "full_repairing").to_numpy() & (not scenario["council.takes_running_costs"])
-    since = flows.years[None, :] - last_actual.reindex(flows.libraries).to_numpy()[:, None]
+    last = last_actual.reindex(flows.libraries).to_numpy()[:, None]
+    since = flows.years[None, :] - last
+    prices = np.exp(inputs.assumptions.log_cost_change(np.broadcast_to(last + 1, since.shape),
+                                                       np.broadcast_to(flows.years[None, :], since.shape)))
     spread = run_fits.lumpy.pivot(index="library_id", columns="line", values="sd").reindex(flows.libraries).fillna(0.0)
     lumpy = tuple((bool(ahead.loc[ahead["line"] == line, "side"].eq("income").all()), array(ahead[ahead["line"] == line]),
                    spread[line].to_numpy()) for line in spread.columns if (ahead["line"] == line).any())
     return Exposure(array(ahead[ahead["group"] == "self_generated"]), array(ahead[method == "ratio"]),
                     array(ahead[(ahead["side"] == "expenditure") & (method == "trend") & ~ahead["line"].isin(spread.columns)]),
-                    lumpy, carries, np.where(flows.ahead, since, 0))
+                    lumpy, carries, np.where(flows.ahead, since, 0), prices)
 
 
 def simulate_run(run: ScenarioRun, assumptions: Assumptions, draws: int | None = None, shocks: bool = True) -> Simulated:
     """The scenario's futures (:mod:`cml.simulation`), from the same flows and rules as its central path."""
     settings = SimulationSettings.of(assumptions)
-    uncertainty = Uncertainty.of(run.fits, run.flows.libraries, settings, assumptions.cost_growth)
+    uncertainty = Uncertainty.of(run.fits, run.flows.libraries, settings)
     return simulate(run.flows, run.exposure, run.rules, uncertainty if shocks else uncertainty.without_shocks(),
                     settings, draws)
 
@@ -803,13 +819,13 @@ def labelled(frame: pd.DataFrame, scenario: str, names: pd.Series | None = None)
 
 
 def scenario_runs(inputs: Inputs, scenarios: list[Scenario]) -> dict[str, ScenarioRun]:
-    """Every scenario's central run, the models fitted once per cut-off: scenarios that start
-    from the same accounts share one fit."""
+    """Every scenario's central run, the models fitted once per :func:`fit_settings`: scenarios
+    that start from the same accounts and assumptions share one fit."""
     fits: dict[tuple, Fits] = {}
 
     def fitted(scenario: Scenario) -> Fits:
         at_cut = replace(inputs, assumptions=scenario.assumptions)
-        key = tuple(last_actual_years(at_cut).items())
+        key = fit_settings(at_cut)
         if key not in fits:
             fits[key] = fit_for(at_cut)
         return fits[key]

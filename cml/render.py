@@ -195,6 +195,30 @@ def rag_rule(forecast: Forecast) -> dict:
             "not_green_within_years": forecast.assumptions.not_green_within_years}
 
 
+def cost_inflation_words(assumptions, years: list[int]) -> str:
+    """The cost inflation of the forecast ``years`` as a reader takes it in: dated rates year by
+    year, then the rate that runs on.
+
+    >>> from types import SimpleNamespace
+    >>> a = SimpleNamespace(cost_inflation=lambda y: {2024: 0.03, 2025: 0.035}.get(y, 0.025))
+    >>> cost_inflation_words(a, [2024, 2025, 2026, 2027])
+    '3% in 2024/25, 3.5% in 2025/26, then 2.5% a year'
+    >>> cost_inflation_words(SimpleNamespace(cost_inflation=lambda y: 0.02), [2024, 2025])
+    '2% a year'
+    """
+    runs: list[tuple[float, list[int]]] = []
+    for year in sorted(years):
+        rate = assumptions.cost_inflation(year)
+        if runs and runs[-1][0] == rate:
+            runs[-1][1].append(year)
+        else:
+            runs.append((rate, [year]))
+    if not runs:
+        return ""
+    dated = [f"{pct(rate)} in {year_ranges([fy_label(y) for y in run])}" for rate, run in runs[:-1]]
+    return ", ".join(dated + [("then " if dated else "") + f"{pct(runs[-1][0])} a year"])
+
+
 def method_context(forecast: Forecast, library_id: str | None = None) -> dict:
     """How the forecast is made, in the terms a treasurer checks it by: the base years, the
     years treated as abnormal, growth, interest and (for one library) its café cost ratio."""
@@ -207,7 +231,9 @@ def method_context(forecast: Forecast, library_id: str | None = None) -> dict:
     return {"base_years": a.base_years, "base_labels": year_ranges(base_labels) if base_labels else "",
             "own_income_growth": float(np.expm1(own)) if own is not None else None,
             "abnormal": year_ranges([fy_label(y) for y in a.abnormal_years]) if a.abnormal_years else "",
-            "cost_growth": a.cost_growth, "income_growth": a.income_growth, "interest_rate": a.interest_rate,
+            "cost_inflation": cost_inflation_words(a, sorted(set(
+                forecast.projection.loc[forecast.projection["actual_or_forecast"] == "forecast", "year"]))),
+            "income_growth": a.income_growth, "interest_rate": a.interest_rate,
             "gap_years": a.annual_gap_years}
 
 

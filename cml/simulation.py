@@ -15,7 +15,7 @@ The central forecast is one future with no shocks. Here the same roll-forward
 * **building failures** strike libraries that carry their own fabric (full-repairing leases, in
   that scenario) with ``simulation.building_failure_probability`` a year, at a cost drawn from a
   log-normal with the given median and 90th percentile, in first-forecast-year prices grown with
-  costs; where the scenario's fund pays failures, they are claims on it like any other.
+  cost inflation (``growth.costs``, dated where ``growth.costs_by_year`` says); where the scenario's fund pays failures, they are claims on it like any other.
 
 Closures and the scenarios' dated shocks are in every draw, as in the central path. The fund is
 shared within a future: one library's claim leaves less for the others in that draw. Draws are
@@ -29,6 +29,8 @@ the fund's balance and combined free reserves, as distributions).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -54,12 +56,11 @@ class Uncertainty:
     failure_probability: float
     failure_median: float
     failure_p90: float
-    cost_growth: float  # failure costs grow with costs from the first forecast year
 
     lumpy_scale: float  # on each lumpy line's own spread
 
     @classmethod
-    def of(cls, fits: Fits, libraries: np.ndarray, settings: SimulationSettings, cost_growth: float) -> Uncertainty:
+    def of(cls, fits: Fits, libraries: np.ndarray, settings: SimulationSettings) -> Uncertainty:
         k = settings.spread_scale
         return cls(
             income_sd=k * fits.self_generated.residual_sd, income_persistence=fits.self_generated.persistence,
@@ -67,8 +68,7 @@ class Uncertainty:
             cost_sd=k * fits.costs.residual_sd, cost_persistence=fits.costs.persistence,
             cost_drift_sd=k * float(fits.costs.record.get("fixed_slope_se", 0.0)), lumpy_scale=k,
             common_share=settings.common_share, failure_probability=settings.building_failure_probability,
-            failure_median=settings.building_failure_cost_median, failure_p90=settings.building_failure_cost_p90,
-            cost_growth=cost_growth)
+            failure_median=settings.building_failure_cost_median, failure_p90=settings.building_failure_cost_p90)
 
     def without_shocks(self) -> Uncertainty:
         return replace(self, income_sd=0.0, income_growth_sd=self.income_growth_sd * 0.0, cost_sd=0.0,
@@ -103,6 +103,7 @@ class Exposure:
     lumpy: tuple  # (income side?, central (libraries, years), sd (libraries,)) per line that comes and goes
     carries_fabric: np.ndarray  # (libraries,): a full-repairing lease in this scenario
     horizon_years: np.ndarray  # (libraries, years): years since the library's last actual (0 in actual years)
+    cost_prices: np.ndarray  # (libraries, years): cost prices over those of the library's first forecast year
 
 
 class PersistentNoise:
@@ -175,30 +176,32 @@ def draw_flows(rng: np.random.Generator, draws: int, central: Flows, exposure: E
         spending_change += cost_factor * exposure.costs[:, j].astype(f32)
         if u.lumpy_scale > 0:
             for is_income, amount, sd in exposure.lumpy:
-                level = amount[:, j].astype(f32)
-                drawn = rng.standard_normal((draws, n_lib), dtype=f32) * (u.lumpy_scale * sd).astype(f32)
+                varies = (sd > 0) & ahead  # random numbers only where a line can vary
+                columns = slice(None) if varies.all() else np.flatnonzero(varies)  # a slice copies nothing
+                level = amount[columns, j].astype(f32)
+                drawn = rng.standard_normal((draws, level.size), dtype=f32)
+                drawn *= (u.lumpy_scale * sd[columns]).astype(f32)
                 drawn += level
                 np.maximum(drawn, 0.0, out=drawn)
                 drawn -= level
-                if is_income:
-                    income_change += drawn
-                else:
-                    spending_change += drawn
-        change = np.where(ahead, income_change - spending_change, f32(0.0))
-        spending_change = np.where(ahead, spending_change, f32(0.0))
-        if u.failure_probability > 0 and carries.any():
-            hit = (rng.random((draws, n_lib), dtype=f32) < u.failure_probability) & (ahead & carries)[None, :]
-            count = int(hit.sum())
-            if count:
-                cost = np.zeros((draws, n_lib), f32)
-                grown = np.broadcast_to((1.0 + u.cost_growth) ** (since - 1), (draws, n_lib))[hit]
-                cost[hit] = u.failure_median * np.exp(sigma * rng.standard_normal(count)) * grown
-                change -= cost
+                (income_change if is_income else spending_change)[:, columns] += drawn
+        in_year = ahead.astype(f32)
+        income_change -= spending_change
+        income_change *= in_year  # now the change in the year's surplus
+        spending_change *= in_year
+        carrying = np.flatnonzero(ahead & carries)
+        if u.failure_probability > 0 and carrying.size:
+            draw, which = np.nonzero(rng.random((draws, carrying.size), dtype=f32) < u.failure_probability)
+            if draw.size:
+                library = carrying[which]
+                cost = (u.failure_median * np.exp(sigma * rng.standard_normal(draw.size))
+                        * exposure.cost_prices[library, j]).astype(f32)
+                income_change[draw, library] -= cost  # one failure per library-year: no repeated cells
                 if pays_failures:
                     if failures_need is None:
                         failures_need = np.zeros((n_year, draws, n_lib), f32)
-                    failures_need[j] += cost
-        surplus[j] += change
+                    failures_need[j][draw, library] += cost
+        surplus[j] += income_change
         recurring[j] += spending_change
     needs = dict(central.needs)
     if failures_need is not None:  # the scenario's own failures, or failures the fund pays
@@ -226,13 +229,16 @@ def simulate(central: Flows, exposure: Exposure, rules: FundRules, u: Uncertaint
     total = settings.draws if draws is None else draws
     sizes = [min(settings.chunk_draws, total - start) for start in range(0, total, settings.chunk_draws)]
     children = np.random.SeedSequence(settings.seed).spawn(len(sizes))
-    free, closing, unmet = [], [], []
-    for size, child in zip(sizes, children):
+
+    def chunk(size: int, child: np.random.SeedSequence):
         flows = draw_flows(np.random.default_rng(child), size, central, exposure, u, rules.pays_building_failures)
         rolled = roll(flows, rules, size, dtype=np.float32)
-        free.append(rolled.free_reserves)
-        closing.append(rolled.ledger["closing"])
-        unmet.append(rolled.ledger["unmet_fund_empty"])
+        return rolled.free_reserves, rolled.ledger["closing"], rolled.ledger["unmet_fund_empty"]
+
+    # Chunks are independent (each its own seed), so they run side by side on the machine's cores
+    # (numpy frees the interpreter lock in its array loops); the results do not depend on how many.
+    with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, len(sizes)))) as pool:
+        free, closing, unmet = zip(*pool.map(chunk, sizes, children))
     return Simulated(central.libraries, central.years, np.concatenate(free), np.concatenate(closing),
                      np.concatenate(unmet))
 

@@ -41,11 +41,12 @@ def planted_panel(libraries: int = 30, years: range = range(2016, 2024), slope: 
 
 
 def strict_fit(panel: pd.DataFrame, target: str = SELF_GENERATED, deflator: float = 0.0) -> Fit:
-    """``fit_pooled`` with every warning an error outside its own catch: none may escape."""
+    """``fit_pooled`` with every warning an error outside its own catch: none may escape.
+    ``deflator``: a constant cost inflation the panel is deflated by before the fit."""
     libraries = pd.Index(sorted(panel["library_id"].unique()), name="library_id")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        return fit_pooled(panel, libraries, target, ABNORMAL, deflator, ASSUMED)
+        return fit_pooled(panel, libraries, target, ABNORMAL, lambda years: np.log1p(deflator) * years, ASSUMED)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,6 +80,20 @@ def test_a_cost_panel_is_deflated_before_the_fit():
     assert strict_fit(panel, COSTS, deflator=0.0).record["fixed_slope"] == pytest.approx(0.03, abs=0.01)
 
 
+def test_a_one_off_price_jump_is_a_step_not_a_drift():
+    """Costs flat in constant prices but for a jump of 30% (log 0.3) in 2022/23 that stays (an
+    energy crisis): fitted with a step from 2022/23 the drift is nil +- 0.01; without the step the
+    jump is read as a trend of more than 2% a year."""
+    panel = planted_panel(seed=5, slope=0.0, ramp=0.0)
+    panel.loc[panel["year"] >= 2022, "amount"] *= np.exp(0.3)
+    libraries = pd.Index(sorted(panel["library_id"].unique()), name="library_id")
+    stepped = fit_pooled(panel, libraries, COSTS, ABNORMAL, None, 0.0, step_years=(2022,), ramp=False)
+    assert "step_2022" in stepped.record["formula"] and "ramp" not in stepped.record["formula"]
+    assert stepped.record["fixed_slope"] == pytest.approx(0.0, abs=0.01)
+    unstepped = fit_pooled(panel, libraries, COSTS, ABNORMAL, None, 0.0, ramp=False)
+    assert unstepped.record["fixed_slope"] > 0.02
+
+
 def test_every_warning_statsmodels_gives_is_recorded_not_raised():
     """The same model fitted directly with statsmodels (same frame, formula, REML and optimisers)
     gives warnings on this panel (every library was planted with the same slope, so the random
@@ -88,7 +103,7 @@ def test_every_warning_statsmodels_gives_is_recorded_not_raised():
 
     panel = planted_panel(seed=1)
     fit = strict_fit(panel)
-    frame, formula = design(panel, ABNORMAL, 0.0)
+    frame, formula = design(panel, ABNORMAL)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         smf.mixedlm(formula, frame, groups=frame["library_id"], re_formula="~t").fit(reml=True, method=["powell", "lbfgs"])

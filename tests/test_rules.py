@@ -113,6 +113,29 @@ def test_base_skips_abnormal_years_and_restates_to_the_last_actual_year(inputs):
     assert base["base_year"].item() == 2021
 
 
+def test_dated_cost_inflation_compounds_year_by_year_and_restates_the_base(inputs):
+    """Costs 2% a year, but 2024/25 dated at 10% (an energy spike, then 2%). Utilities of 100 in
+    2023/24 (the last actual): 110 in 2024/25, 112.20 in 2025/26. Restating a 2023/24 amount of
+    100 to a last actual year of 2025/26 uses the same prices: 112.20. Income is unaffected (1%)."""
+    from cml.projection import forecast_trend_lines
+
+    assumptions = replace(inputs.assumptions, cost_growth=0.02, cost_growth_by_year=((2024, 0.10),),
+                          income_growth=0.01)
+    case = replace(inputs, assumptions=assumptions)
+    base = pd.DataFrame({"library_id": "a", "line": ["utilities", "other_grants"],
+                         "base": 100.0, "base_year": 2023})
+    grid = pd.DataFrame({"library_id": "a", "year": [2023, 2024, 2025],
+                         "actual_or_forecast": ["actual", "forecast", "forecast"]})
+    rows = forecast_trend_lines(base, grid, case, NO_FITS).set_index(["line", "year"])["amount"]
+    assert rows[("utilities", 2024)] == pytest.approx(110.0)
+    assert rows[("utilities", 2025)] == pytest.approx(112.2)
+    assert rows[("other_grants", 2025)] == pytest.approx(102.01)
+    actuals = pd.DataFrame({"library_id": "a", "year": [2023], "line": "utilities", "amount": [100.0]})
+    restated = trend_base(actuals, case, pd.Series({"a": 2025}), {1: actuals[["library_id", "year"]],
+                                                                  3: actuals[["library_id", "year"]]}, NO_FITS)
+    assert restated.set_index("line")["base"]["utilities"] == pytest.approx(112.2)
+
+
 def test_first_forecast_year_is_the_last_actual_grown_once(scenario_forecast, inputs):
     """Shipped data, base of one normal year: every trend line in 2024/25 = 2023/24 x (1 + growth),
     but for the lumpy lines averaged over three years (other grants, building fabric repairs)."""
@@ -120,7 +143,9 @@ def test_first_forecast_year_is_the_last_actual_grown_once(scenario_forecast, in
     trend = set(inputs.lines.loc[inputs.lines["forecast"] == "trend", "line"]) - {"other_grants", "building_repairs"}
     by_year = lines[lines["line"].isin(trend)].pivot_table(index=["library_id", "line"], columns="year", values="amount")
     sides = inputs.lines.set_index("line")["side"]
-    growth = np.where(by_year.index.get_level_values("line").map(sides) == "expenditure", 0.03, 0.01)
+    a = inputs.assumptions
+    growth = np.where(by_year.index.get_level_values("line").map(sides) == "expenditure", a.cost_inflation(2024),
+                      a.income_growth)
     ratio = (by_year[2024] / by_year[2023]).dropna()
     assert np.allclose(ratio, (1 + growth)[by_year[2023].notna() & by_year[2024].notna()])
 
@@ -299,18 +324,21 @@ def test_annual_gap_averages_the_stated_number_of_years():
 # The council's cost as a committee reads it
 
 
-def test_interim_provision_runs_for_its_years_from_the_run_out_year():
+def test_interim_provision_runs_for_its_years_from_the_run_out_year(inputs):
     """£10,000 a year (seed 000 para 4) in 2024/25 prices, costs +3%, for 2 years from the run-out
     year 2025/26: £10,300 in 2025/26 and £10,609 in 2026/27, nothing in 2027/28; the actual year
-    below nil does not count."""
+    below nil does not count. With 2026/27 dated at 10%: £10,300 then £11,330."""
     from cml.projection import interim_provision, without_failed_libraries
 
     rows = pd.DataFrame({"library_id": "a", "year": [2023, 2024, 2025, 2026, 2027],
                          "actual_or_forecast": ["actual", "forecast", "forecast", "forecast", "forecast"],
                          "free_reserves_supported": [-5.0, 10.0, -1.0, -20.0, -30.0]})
-    cost = interim_provision(rows, 10_000, 2, 0.03)
+    flat = replace(inputs.assumptions, cost_growth=0.03, cost_growth_by_year=())
+    cost = interim_provision(rows, 10_000, 2, flat)
     assert cost["year"].tolist() == [2025, 2026]
     assert cost["amount"].tolist() == pytest.approx([10_300, 10_609])
+    dated = replace(flat, cost_growth_by_year=((2026, 0.10),))
+    assert interim_provision(rows, 10_000, 2, dated)["amount"].tolist() == pytest.approx([10_300, 11_330])
     council = pd.DataFrame({"library_id": "a", "year": [2025, 2026, 2026], "amount": [1000.0, 1000.0, 10_609.0],
                             "component": ["lease_fees", "lease_fees", "interim_provision"]})
     kept = without_failed_libraries(council, rows)

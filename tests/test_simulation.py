@@ -229,7 +229,7 @@ def test_within_a_path_the_neediest_is_paid_first():
 def failures_only(run, assumptions) -> Uncertainty:
     """No income or cost spread; a building failure every forecast year for whoever carries fabric."""
     settings = SimulationSettings.of(assumptions)
-    u = Uncertainty.of(run.fits, run.flows.libraries, settings, assumptions.cost_growth)
+    u = Uncertainty.of(run.fits, run.flows.libraries, settings)
     return replace(u.without_shocks(), failure_probability=1.0)
 
 

@@ -131,7 +131,7 @@ def test_notes_sheet_defines_terms_and_gives_assumptions_with_sources(book) -> N
     rows = {(r[0], r[1]): r[2] for r in book["Notes"].iter_rows(min_row=3, values_only=True)}
     for term in ("Free reserves", "Months of cover", "RAG", "Year free reserves run out"):
         assert ("Definitions", term) in rows
-    assert rows[("Assumptions", "growth.costs")].startswith("0.03  (source: cml assumption")
+    assert rows[("Assumptions", "growth.costs")].startswith("0.025  (source: cml assumption")
     assert rows[("Assumptions", "forecast.horizon")].startswith("'2034/35'")
     assert rows[("Run", "Inputs SHA-256")] == "ab" * 32
     assert "inherits baseline" in rows[("Scenarios", "option_1")]

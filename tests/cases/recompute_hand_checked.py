@@ -11,7 +11,8 @@ The rules (the shipped settings, written out here rather than read from cml's fi
   the lines with ``base_years`` in lines.csv (other grants, building fabric repairs): the mean of
   the latest 3 normal full years (2020/21 and 2021/22 are abnormal), each restated to 2023/24 prices
   at its side's growth rate; a line the library did not report in a base year counts as nil there;
-* the base grows a year: costs +3%, income +``--income-growth`` (default 1%), except the
+* the base grows a year: costs +3% (2024/25's dated rate; past years restated at their own dated
+  rates, assumptions.toml ``[growth.costs_by_year]``), income +``--income-growth`` (default 1%), except the
   self-generated lines forecast as ``fitted``, which grow at the library's own growth from the
   pooled statsmodels fit: ``exp(income_growth)`` a year, ``income_growth`` read from the run's
   ``fits.csv`` (``--fits``; the fit itself is statsmodels', so here it is an input and what is
@@ -43,7 +44,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BASE_YEAR = 2023  # 2023/24, the last actual year
 YEAR = 2024  # 2024/25, the year checked
 ABNORMAL = {2020, 2021}
-COST_GROWTH = 0.03
+# Cost inflation into each year (assumptions.toml [growth.costs_by_year]); 2.5% where not dated.
+COST_INFLATION = {2016: 0.020, 2017: 0.030, 2018: 0.025, 2019: 0.020, 2020: 0.015, 2021: 0.020, 2022: 0.030,
+                  2023: 0.020, 2024: 0.030, 2025: 0.035}
 INTEREST_RATE = 0.015
 FUNDERS_MIN_YEARS, FUNDERS_LOST_SHARE = 10, 0.5
 LEASE_THRESHOLD, LEASE_EXTENSION, LEASE_FEES = 7, 5, 2000.0
@@ -73,7 +76,12 @@ def recompute(library_id: str, inputs: Path, income_growth: float, fitted_growth
     transfer = pd.Timestamp(libraries.loc[library_id, "transfer_date"])
     transfer_fy = transfer.year if transfer.month >= 4 else transfer.year - 1
     normal = sorted(y for y in own["year"].unique() if y > transfer_fy and y not in ABNORMAL and y <= BASE_YEAR)
-    growth = {"income": income_growth, "expenditure": COST_GROWTH}
+
+    def grown(side: str, g: float | None, start: int, end: int) -> float:
+        """Prices in ``end`` over ``start``: a fixed growth ``g``, or costs year by year."""
+        if side != "expenditure" or g is not None:
+            return (1 + g) ** (end - start)
+        return math.prod(1 + COST_INFLATION.get(k, 0.025) for k in range(start + 1, end + 1))
 
     # Trend lines: the base (restated to 2023/24 prices), grown one year.
     amounts = {}
@@ -84,9 +92,9 @@ def recompute(library_id: str, inputs: Path, income_growth: float, fitted_growth
         if rows.empty:
             continue
         fitted = meta["forecast"] == "fitted" and fitted_growth is not None
-        g = math.expm1(fitted_growth) if fitted else growth[meta["side"]]
-        restated = [rows.get(y, 0.0) * (1 + g) ** (BASE_YEAR - y) for y in base_years]
-        amounts[line] = sum(restated) / len(restated) * (1 + g) ** (YEAR - BASE_YEAR)
+        g = math.expm1(fitted_growth) if fitted else (income_growth if meta["side"] == "income" else None)
+        restated = [rows.get(y, 0.0) * grown(meta["side"], g, y, BASE_YEAR) for y in base_years]
+        amounts[line] = sum(restated) / len(restated) * grown(meta["side"], g, BASE_YEAR, YEAR)
 
     # Leases: recorded extensions to 2023/24, then the rollover rule in 2024/25.
     end = pd.Timestamp(libraries.loc[library_id, "lease_start"]) + pd.DateOffset(
