@@ -231,8 +231,9 @@ def method_context(forecast: Forecast, library_id: str | None = None) -> dict:
     return {"base_years": a.base_years, "base_labels": year_ranges(base_labels) if base_labels else "",
             "own_income_growth": float(np.expm1(own)) if own is not None else None,
             "abnormal": year_ranges([fy_label(y) for y in a.abnormal_years]) if a.abnormal_years else "",
-            "cost_inflation": cost_inflation_words(a, sorted(set(
-                forecast.projection.loc[forecast.projection["actual_or_forecast"] == "forecast", "year"]))),
+            "cost_inflation": cost_inflation_words(a, sorted(set(forecast.projection.loc[
+                (forecast.projection["actual_or_forecast"] == "forecast")
+                & (forecast.projection["scenario"] == BASELINE), "year"]))),
             "income_growth": a.income_growth, "interest_rate": a.interest_rate,
             "gap_years": a.annual_gap_years}
 

@@ -165,6 +165,15 @@ def test_briefing_gives_the_chance_of_running_out_from_the_risk_table(forecast, 
     assert "Chance the reserves run out" in text and "simulated futures" in text
 
 
+def test_method_note_gives_the_dated_cost_inflation_of_the_baseline_years(forecast, briefing: Path) -> None:
+    """The shipped cost inflation: 3% into 2024/25, 3.5% into 2025/26, then growth.costs 2.5%. The
+    years are the baseline's forecast years (not those of a scenario re-run from earlier accounts)."""
+    a = forecast.assumptions
+    assert (a.cost_inflation(2024), a.cost_inflation(2025), a.cost_inflation(2026)) == (0.03, 0.035, 0.025)
+    text = " ".join(pdf_text(briefing).split())
+    assert "costs by 3% in 2024/25, 3.5% in 2025/26, then 2.5% a year" in text
+
+
 def test_chance_words_never_claim_false_precision() -> None:
     assert [chance(p) for p in (0.0, 0.049, 0.05, 0.149, 0.15, 0.951)] == [
         "under 1 in 20", "under 1 in 20", "about 1 in 10", "about 1 in 10", "about 2 in 10", "over 19 in 20"]
