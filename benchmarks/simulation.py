@@ -97,7 +97,7 @@ def simulation_at(folder: Path, copies: int, profile: bool) -> dict:
     _, seconds = timed(simulate_run, run, baseline.assumptions, draws=DRAWS)
     peak = peak_of(simulate_run, run, baseline.assumptions, draws=DRAWS)
     figures = {"libraries": len(run.flows.libraries), "years": years, "axis": len(run.flows.years), "seconds": seconds,
-               "peak": peak, "model": model, "chunk": baseline.assumptions.simulation_chunk_draws}
+               "peak": peak, "model": model, "chunk": max(1, baseline.assumptions.simulation_chunk_cells // len(run.flows.libraries))}
     if profile:
         profiler = cProfile.Profile()
         profiler.runcall(simulate_run, run, baseline.assumptions, draws=DRAWS)

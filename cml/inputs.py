@@ -198,7 +198,7 @@ class Assumptions:
     tolerance_pounds: float
     simulation_draws: int
     simulation_seed: int
-    simulation_chunk_draws: int
+    simulation_chunk_cells: int
     simulation_common_share: float
     simulation_building_failure_probability: float
     simulation_building_failure_cost_median: float
@@ -556,7 +556,7 @@ KNOWN_SETTINGS = {
     "council": {"interim_provision_per_year", "interim_provision_years"},
     "reporting": {"real_terms_inflation", "stale_after_months"},
     "checks": {"tolerance_pounds"},
-    "simulation": {"draws", "seed", "chunk_draws", "common_share", "building_failure_probability",
+    "simulation": {"draws", "seed", "chunk_cells", "common_share", "building_failure_probability",
                    "building_failure_cost_median", "building_failure_cost_p90", "spread_scale"},
 }
 
@@ -642,8 +642,8 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
         "tolerance_pounds": _setting(raw, "checks.tolerance_pounds", float, label, problems, minimum=0),
         "simulation_draws": _setting(raw, "simulation.draws", int, label, problems, minimum=1, maximum=1_000_000),
         "simulation_seed": _setting(raw, "simulation.seed", int, label, problems, minimum=0),
-        "simulation_chunk_draws": _setting(raw, "simulation.chunk_draws", int, label, problems, minimum=1,
-                                           maximum=1_000_000),
+        "simulation_chunk_cells": _setting(raw, "simulation.chunk_cells", int, label, problems, minimum=1,
+                                           maximum=100_000_000),
         "simulation_common_share": _setting(raw, "simulation.common_share", float, label, problems, minimum=0,
                                             maximum=1),
         "simulation_building_failure_probability": _setting(raw, "simulation.building_failure_probability", float,

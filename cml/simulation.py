@@ -81,7 +81,7 @@ class SimulationSettings:
 
     draws: int
     seed: int
-    chunk_draws: int
+    chunk_cells: int  # draws x libraries in one chunk
     common_share: float
     building_failure_probability: float
     building_failure_cost_median: float
@@ -223,11 +223,13 @@ class Simulated:
 
 def simulate(central: Flows, exposure: Exposure, rules: FundRules, u: Uncertainty, settings: SimulationSettings,
              draws: int | None = None) -> Simulated:
-    """Run ``draws`` futures (default ``simulation.draws``) in chunks of ``chunk_draws``; each
+    """Run ``draws`` futures (default ``simulation.draws``) in chunks of ``chunk_cells`` draws x
+    libraries (so a chunk's memory is the same whatever the number of libraries); each
     chunk's random numbers come from its own child of ``SeedSequence(seed)``, so the results do
     not depend on the machine or on the other chunks."""
     total = settings.draws if draws is None else draws
-    sizes = [min(settings.chunk_draws, total - start) for start in range(0, total, settings.chunk_draws)]
+    step = max(1, settings.chunk_cells // max(1, len(central.libraries)))
+    sizes = [min(step, total - start) for start in range(0, total, step)]
     children = np.random.SeedSequence(settings.seed).spawn(len(sizes))
 
     def chunk(size: int, child: np.random.SeedSequence):
