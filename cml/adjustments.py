@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from cml.fy import fy_end, parse_fy
-from cml.inputs import BUILDING_FAILURE, BUILDING_REPAIRS, BUSINESS_GRANT, LEASE_FEES, ONE_OFF_COSTS, OTHER_GRANTS
+from cml.inputs import (BUILDING_FAILURE, BUILDING_REPAIRS, BUSINESS_GRANT, LEASE_FEES, ONE_OFF_COSTS, OTHER_GRANTS,
+                        PLANNED_INCOME)
 from cml.scenarios import Scenario
 from cml.schedule import add_years
 
@@ -46,8 +47,16 @@ def lever_libraries(scenario: Scenario, libraries: pd.DataFrame) -> pd.Series:
     return libraries["library_id"].isin(named) if named else pd.Series(True, index=libraries.index)
 
 
-def apply_levers(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, libraries: pd.DataFrame) -> pd.DataFrame:
-    """Trustee levers: leaner costs, a higher income target, a one-off repair or project."""
+def apply_levers(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, libraries: pd.DataFrame,
+                 one_off_costs: set[str]) -> pd.DataFrame:
+    """Trustee levers: leaner costs, a higher income target, a sum a year raised or saved (the
+    briefing's fundraising target, :mod:`cml.targets`), a one-off repair or project.
+
+    ``levers.extra_income`` is a ``planned_income`` line of that sum in every forecast year;
+    ``levers.saving`` comes off the year's recurring costs (every expenditure line but
+    ``one_off_costs``) in proportion to each, so recurring spending, and with it the reserves
+    policy in pounds, falls by the sum (by all of them where they are smaller).
+    """
     lines = lines.copy()
     chosen = set(libraries.loc[lever_libraries(scenario, libraries), "library_id"])
     target = forecast_rows(lines, grid) & lines["library_id"].isin(chosen)
@@ -55,6 +64,16 @@ def apply_levers(lines: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario, li
     income = target & (lines["group"] == SELF_GENERATED)
     lines.loc[costs, "amount"] *= 1.0 + scenario["levers.cost_change"]
     lines.loc[income, "amount"] *= 1.0 + scenario["levers.income_change"]
+    if scenario["levers.saving"] > 0:
+        recurring = costs & ~lines["line"].isin(one_off_costs)
+        year_total = lines.loc[recurring].groupby(["library_id", "year"])["amount"].transform("sum")
+        share = (scenario["levers.saving"] / year_total.where(year_total > 0)).clip(upper=1.0).fillna(0.0)
+        lines.loc[recurring, "amount"] *= 1.0 - share
+    if scenario["levers.extra_income"] > 0:
+        years = grid[(grid["actual_or_forecast"] == "forecast") & grid["library_id"].isin(chosen)]
+        lines = pd.concat([lines, years[["library_id", "year"]].assign(line=PLANNED_INCOME,
+                                                                        amount=float(scenario["levers.extra_income"]))],
+                          ignore_index=True)
     if scenario["levers.one_off_cost"] > 0 and scenario["levers.one_off_year"]:
         rows = [{"library_id": lib, "financial_year": scenario["levers.one_off_year"], "amount": scenario["levers.one_off_cost"]}
                 for lib in sorted(chosen)]

@@ -69,12 +69,14 @@ SETTING_WORDS = {
     "shocks.business_grants": "Covid business grants", "shocks.building_failures": "building failures",
     "levers.libraries": "trustees' levers apply to", "levers.reserves_target_months": "reserves target (months)",
     "levers.use_reserves_target": "use the reserves target", "levers.cost_change": "change in costs",
-    "levers.income_change": "change in income", "levers.one_off_cost": "one-off cost",
+    "levers.income_change": "change in income", "levers.extra_income": "extra income a year",
+    "levers.saving": "saving a year", "levers.one_off_cost": "one-off cost",
     "levers.one_off_year": "one-off cost in",
     "forecast.actuals_to": "accounts used up to", "forecast.horizon": "forecast to",
 }
 MONEY_SETTINGS = {"fund.opening_balance", "fund.cap_per_claim", "fund.cap_per_library", "lease.library_fees",
-                  "lease.council_fees", "shocks.weekly_loss", "levers.one_off_cost"}
+                  "lease.council_fees", "shocks.weekly_loss", "levers.one_off_cost",
+                  "levers.extra_income", "levers.saving"}
 SHARE_SETTINGS = {"funders.other_grants_lost_share", "levers.cost_change", "levers.income_change"}
 
 

@@ -35,6 +35,7 @@ BUILDING_REPAIRS = "building_repairs"
 BUILDING_FAILURE = "building_failure"
 LEASE_FEES = "lease_fees"
 ONE_OFF_COSTS = "one_off_costs"
+PLANNED_INCOME = "planned_income"
 FUND_TOP_UP = "fund_top_up"
 MODEL_LINES = {  # line: (side, what cml uses it for)
     CONTINGENCY_GRANT: ("income", "contingency fund payments"),
@@ -44,6 +45,7 @@ MODEL_LINES = {  # line: (side, what cml uses it for)
     BUILDING_FAILURE: ("expenditure", "building failures in scenarios"),
     LEASE_FEES: ("expenditure", "lease extension fees"),
     ONE_OFF_COSTS: ("expenditure", "a trustee's one-off cost"),
+    PLANNED_INCOME: ("income", "the extra income a year the trustees plan to raise (levers.extra_income)"),
     FUND_TOP_UP: ("income", "contingency fund top-ups to a reserves floor, where a scenario pays them"),
 }
 SIDES = ("income", "expenditure")
@@ -204,6 +206,9 @@ class Assumptions:
     simulation_building_failure_cost_median: float
     simulation_building_failure_cost_p90: float
     simulation_spread_scale: float
+    targets_confidence: float
+    targets_draws: int
+    targets_rebuild_within_years: int
     raw: dict = field(repr=False, compare=False, default_factory=dict)
 
     def cost_inflation(self, year: int) -> float:
@@ -556,6 +561,7 @@ KNOWN_SETTINGS = {
     "council": {"interim_provision_per_year", "interim_provision_years"},
     "reporting": {"real_terms_inflation", "stale_after_months"},
     "checks": {"tolerance_pounds"},
+    "targets": {"confidence", "draws", "rebuild_within_years"},
     "simulation": {"draws", "seed", "chunk_cells", "common_share", "building_failure_probability",
                    "building_failure_cost_median", "building_failure_cost_p90", "spread_scale"},
 }
@@ -654,6 +660,10 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
                                                          label, problems, minimum=0, maximum=MAX_MONEY),
         "simulation_spread_scale": _setting(raw, "simulation.spread_scale", float, label, problems, minimum=0,
                                             maximum=10),
+        "targets_confidence": _setting(raw, "targets.confidence", float, label, problems, minimum=0.5, maximum=0.99),
+        "targets_draws": _setting(raw, "targets.draws", int, label, problems, minimum=100, maximum=100_000),
+        "targets_rebuild_within_years": _setting(raw, "targets.rebuild_within_years", int, label, problems,
+                                                 minimum=1, maximum=30),
     }
     median, p90 = values["simulation_building_failure_cost_median"], values["simulation_building_failure_cost_p90"]
     if median is not None and p90 is not None and p90 < median:

@@ -57,8 +57,10 @@ from cml.simulation import (
     Uncertainty,
     library_risk,
     portfolio_risk,
+    draw_flows,
     simulate,
 )
+from cml.targets import EXTRA_INCOME, SAVING, lowest_headroom, solve
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
 if TYPE_CHECKING:
@@ -97,6 +99,7 @@ class Forecast:
     settings: dict[str, dict] = field(default_factory=dict)
     checks: tuple = ()
     risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, library, year (cml.simulation)
+    targets: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: fundraising and saving targets (cml.targets)
     portfolio_risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, year
     fits: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: fitted growth (baseline's cut-off)
     fit_records: tuple = ()  # per model: which was used, converged, warnings, fallback (run.json)
@@ -728,7 +731,9 @@ def project_scenario(inputs: Inputs, scenario: Scenario, fits: Fits) -> Scenario
     grid = year_grid(inputs, last_actual)
     base = forecast_base(inputs, last_actual, fits)
     lines = all_lines(inputs, schedule, grid, last_actual, base, fits)
-    lines = apply_levers(lines, grid, scenario, libraries)
+    one_off_costs = set(inputs.lines.loc[(inputs.lines["forecast"] == "one_off") & (inputs.lines["side"] == "expenditure"),
+                                         "line"])
+    lines = apply_levers(lines, grid, scenario, libraries, one_off_costs)
     lines = apply_closure(lines, grid, scenario)
     lines, income_cuts = apply_income_cuts(lines, grid, scenario)
     lines = ratio_lines(lines, base.ratios, grid)
@@ -740,9 +745,6 @@ def project_scenario(inputs: Inputs, scenario: Scenario, fits: Fits) -> Scenario
     running_costs = set(inputs.lines.loc[inputs.lines["running_cost"] == "yes", "line"])
     lines, taken_back = transfer_to_council(lines, grid, scenario, libraries, running_costs)
     lines = attach_line_meta(lines, inputs)
-
-    one_off_costs = set(inputs.lines.loc[(inputs.lines["forecast"] == "one_off") & (inputs.lines["side"] == "expenditure"),
-                                         "line"])
     interest_line = inputs.lines.loc[inputs.lines["forecast"] == "interest", "line"]
     programme = forecast_rows(lines, grid) & (lines["line"] == CONTINGENCY_GRANT)
     before_claims = yearly_totals(lines[~programme], grid, one_off_costs)
@@ -804,6 +806,46 @@ def simulate_run(run: ScenarioRun, assumptions: Assumptions, draws: int | None =
                     settings, draws)
 
 
+WEEKS_A_YEAR = 52
+TARGET_COLUMNS = ["library_id", "policy_months", "from_financial_year", "headroom", "headroom_financial_year",
+                  "free_reserves_now", "reserves_target_now", "rebuild_within_years", "rebuild_by_financial_year",
+                  "extra_income", "saving", "confidence", "extra_income_at_confidence",
+                  "saving_at_confidence", "self_generated_now", "self_generated_financial_year", "extra_income_share",
+                  "extra_income_a_week"]
+
+
+def fundraising_targets(run: ScenarioRun, assumptions: Assumptions) -> pd.DataFrame:
+    """Per library (:mod:`cml.targets`): the extra income and the saving a year, from the first
+    forecast year, that keep free reserves at the reserves policy to the horizon, on the central
+    forecast and in ``targets.confidence`` of ``targets.draws`` futures; with the lowest headroom
+    over the policy on the central path, and today's self-generated income to set them against."""
+    flows, rules = run.flows, run.rules
+    months = run.libraries.set_index("library_id")["reserves_target_months"].reindex(flows.libraries).to_numpy(float)
+    settings = SimulationSettings.of(assumptions)
+    draws = assumptions.targets_draws
+    futures = draw_flows(np.random.default_rng(np.random.SeedSequence(settings.seed)), draws, flows, run.exposure,
+                         Uncertainty.of(run.fits, flows.libraries, settings), rules.pays_building_failures)
+    confidence, within = assumptions.targets_confidence, assumptions.targets_rebuild_within_years
+    table = lowest_headroom(flows, rules, months).assign(
+        policy_months=months, confidence=confidence, rebuild_within_years=within,
+        extra_income=solve(flows, rules, months, within, EXTRA_INCOME, None),
+        saving=solve(flows, rules, months, within, SAVING, None),
+        extra_income_at_confidence=solve(futures, rules, months, within, EXTRA_INCOME, confidence, draws),
+        saving_at_confidence=solve(futures, rules, months, within, SAVING, confidence, draws))
+    actual = run.projection[run.projection["actual_or_forecast"] == "actual"].sort_values("year")
+    today = actual.groupby("library_id").tail(1).set_index("library_id")
+    table["from_financial_year"] = table["library_id"].map(today["year"] + 1).map(fy_label)
+    table["headroom_financial_year"] = table.pop("headroom_year").map(fy_label)
+    table["rebuild_by_financial_year"] = table["library_id"].map(today["year"] + within).map(fy_label)
+    table["free_reserves_now"] = table["library_id"].map(today["free_reserves"])
+    table["reserves_target_now"] = table["library_id"].map(today["reserves_target"])
+    table["self_generated_now"] = table["library_id"].map(today["self_generated_income"])
+    table["self_generated_financial_year"] = table["library_id"].map(today["year"]).map(fy_label)
+    table["extra_income_share"] = table["extra_income"] / table["self_generated_now"].where(table["self_generated_now"] > 0)
+    table["extra_income_a_week"] = table["extra_income"] / WEEKS_A_YEAR
+    return table[TARGET_COLUMNS]
+
+
 # ---------------------------------------------------------------------------------------------
 # The stage's entry point
 
@@ -816,6 +858,14 @@ def labelled(frame: pd.DataFrame, scenario: str, names: pd.Series | None = None)
         frame.insert(2, "name", frame["library_id"].map(names))
     frame.insert(frame.columns.get_loc("year") + 1, "financial_year", frame["year"].map(fy_label))
     return frame.reset_index(drop=True)
+
+
+def labelled_targets(targets: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
+    """The baseline's targets with the scenario and library name every output row carries."""
+    targets = targets.copy()
+    targets.insert(0, "scenario", BASELINE)
+    targets.insert(2, "name", targets["library_id"].map(names))
+    return targets
 
 
 def scenario_runs(inputs: Inputs, scenarios: list[Scenario]) -> dict[str, ScenarioRun]:
@@ -882,7 +932,8 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
                                                 ignore_index=True),
                        portfolio_risk=pd.concat([labelled(portfolio_risk(sim), name) for name, sim in simulated.items()],
                                                 ignore_index=True),
-                       fits=fit_table(baseline.fits), fit_records=tuple(baseline.fits.records()))
+                       fits=fit_table(baseline.fits), fit_records=tuple(baseline.fits.records()),
+                       targets=labelled_targets(fundraising_targets(baseline, baseline_assumptions), names))
     return replace(forecast, checks=tuple(assert_reconciles(forecast, inputs)))
 
 

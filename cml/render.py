@@ -127,6 +127,17 @@ def money(value: float) -> str:
     return "£" + _bracketed(pounds, f"{abs(pounds):,.0f}")
 
 
+def money_up(value: float) -> str:
+    """A sum to raise or save, rounded up to the next pound: a target is a minimum, and £3,701 of
+    a £3,701.49 target would fall short. Less than a penny over a pound is the solver's precision,
+    not a shortfall.
+
+    >>> money_up(3701.49), money_up(3701.004), money_up(0.02)
+    ('£3,702', '£3,701', '£1')
+    """
+    return money(math.ceil(round(value, 2)))
+
+
 def months(value: float, unit: bool = False) -> str:
     """Months of cover to one decimal place, with "months" after it when ``unit``.
 
@@ -487,6 +498,31 @@ def risk_context(risk: pd.DataFrame, first_forecast_year: int, within: tuple[int
             "fan": {f"p{p}": risk[f"free_reserves_p{p}"].tolist() for p in (5, 25, 50, 75, 95)}}
 
 
+def in_ten(share: float) -> str:
+    """A confidence as "8 in 10" where it is a whole number of tenths, else as a percentage.
+
+    >>> in_ten(0.8), in_ten(0.95)
+    ('8 in 10', '95 in 100')
+    """
+    tenths = share * 10
+    return f"{round(tenths)} in 10" if abs(tenths - round(tenths)) < 1e-9 else f"{round(share * 100)} in 100"
+
+
+def action_context(forecast: Forecast, library_id: str) -> dict:
+    """The page-1 action box: what the library would have to raise or save a year to hold its
+    reserves policy (:func:`cml.projection.fundraising_targets`), or how far above it stays."""
+    target = forecast.targets[forecast.targets["library_id"] == library_id].iloc[0].to_dict()
+    share = target["extra_income_share"]
+    return target | {
+        "needed": target["extra_income"] > 0, "reachable": not math.isnan(target["extra_income"]),
+        "needed_at_confidence": target["extra_income_at_confidence"] > 0,
+        "reachable_at_confidence": not math.isnan(target["extra_income_at_confidence"]),
+        "below_now": target["free_reserves_now"] < target["reserves_target_now"],
+        "share": None if math.isnan(share) else share,
+        "confidence_words": in_ten(target["confidence"]),
+    }
+
+
 def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dict:
     """Everything one library's briefing shows, as plain data.
 
@@ -514,7 +550,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
         "footer_title": library["name"],
         "run": run_context(run_info),
         "horizon": years[-1]["financial_year"],
-        "library": {"name": library["name"],
+        "library": {"name": library["name"], "library_id": library_id,
                     "transfer_date": long_date(library["transfer_date"]),
                     "reserves_target_months": float(library["reserves_target_months"])},
         "rag_rule": rag_rule(forecast),
@@ -531,6 +567,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
             "why": why_sentence(baseline["last_grant_year"], library["last_actual_year"], baseline["annual_gap"],
                                 baseline["annual_gap_years"], runs_out=baseline["run_out_year"] is not None),
         },
+        "action": action_context(forecast, library_id),
         "years": years,
         "scenarios": _scenario_rows(forecast, library_id),
         "first_forecast_year": fy_label(parse_fy(library["last_actual_year"]) + 1),
@@ -1049,7 +1086,7 @@ def template_environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    environment.filters.update(money=money, months=months, pct=pct)
+    environment.filters.update(money=money, money_up=money_up, months=months, pct=pct)
     return environment
 
 

@@ -73,6 +73,8 @@ SETTINGS: dict[str, Setting] = {
     "levers.use_reserves_target": Setting("bool"),
     "levers.cost_change": Setting("float", -0.9, 5),
     "levers.income_change": Setting("float", -0.9, 5),
+    "levers.extra_income": MONEY,
+    "levers.saving": MONEY,
     "levers.one_off_cost": MONEY,
     "levers.one_off_year": Setting("fy"),
 }

@@ -175,6 +175,24 @@ COLUMNS: dict[str, Column] = {
     "covered_50": Column("Share of actuals inside the middle 50% of futures", "share"),
     "covered_90": Column("Share of actuals inside the middle 90% of futures", "share"),
     "crps": Column("CRPS: error of the whole forecast distribution (£)", "money"),
+    # the fundraising targets (targets)
+    "policy_months": Column("Reserves policy (months of spending)", "number"),
+    "from_financial_year": Column("Raised or saved every year from"),
+    "headroom": Column("Closest free reserves come to the policy: above (below) it (£)", "money"),
+    "headroom_financial_year": Column("Year they come closest"),
+    "free_reserves_now": Column("Free reserves in the latest accounts (£)", "money"),
+    "reserves_target_now": Column("Reserves policy then (£)", "money"),
+    "rebuild_within_years": Column("Years allowed to rebuild to the policy", "count"),
+    "rebuild_by_financial_year": Column("Back at the policy by"),
+    "extra_income": Column("Extra income a year that keeps the policy (£)", "money"),
+    "saving": Column("Or the saving a year that keeps it (£)", "money"),
+    "confidence": Column("Confidence asked for: share of futures kept at the policy", "share"),
+    "extra_income_at_confidence": Column("Extra income a year that keeps it in that share of futures (£)", "money"),
+    "saving_at_confidence": Column("Or the saving a year (£)", "money"),
+    "self_generated_now": Column("Self-generated income in the latest accounts (£)", "money"),
+    "self_generated_financial_year": Column("Year of those accounts"),
+    "extra_income_share": Column("Extra income as a share of it", "share"),
+    "extra_income_a_week": Column("Extra income a week (£)", "money"),
     **{f"free_reserves_p{p}": Column(f"Free reserves: {p}th percentile of the futures (£)", "money") for p in PERCENTILES},
     **{f"combined_free_reserves_p{p}": Column(f"All libraries' free reserves: {p}th percentile of the futures (£)",
                                               "money") for p in PERCENTILES},
@@ -187,7 +205,8 @@ COLUMN_FAMILIES = [
 SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summary", "portfolio": "Portfolio",
                "fund": "Fund claims", "fund_ledger": "Fund ledger", "leases": "Leases", "projection": "Projection",
                "backtest": "Backtest", "backtest_scores": "Backtest scores", "risk": "Risk by library",
-               "portfolio_risk": "Risk, all libraries", "fits": "Fitted growth"}
+               "portfolio_risk": "Risk, all libraries", "fits": "Fitted growth",
+               "targets": "Fundraising targets"}
 DEFINITIONS = [
     ("Free reserves", ("Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "
                       "what a library could spend on running costs.")),

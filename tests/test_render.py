@@ -36,6 +36,7 @@ from cml.render import (
     job_html,
     lay_out,
     money,
+    money_up,
     months,
     portfolio_context,
     rag_badge,
@@ -163,6 +164,33 @@ def test_briefing_gives_the_chance_of_running_out_from_the_risk_table(forecast, 
         words = chance(float(risk[first + years - 1]))
         assert f"within {years} years (by {fy_label(first + years - 1)}) {words}" in text
     assert "Chance the reserves run out" in text and "simulated futures" in text
+
+
+def test_action_box_gives_the_solved_targets_rounded_up_on_page_one(forecast, briefed_library: str,
+                                                                   briefing: Path) -> None:
+    """A library that runs out is told, on page 1, the extra income and the saving a year that
+    keep its policy (rounded up to the pound: a target is a minimum), the weekly sum, and the
+    same at the stated confidence."""
+    target = forecast.targets.set_index("library_id").loc[briefed_library]
+    assert target["extra_income"] > target["saving"] > 0
+    first_page = " ".join(pdf_pages(briefing)[0].split())
+    assert (f"Raise {money_up(target['extra_income'])} a year more from {target['from_financial_year']} "
+            f"(about {money_up(target['extra_income'] / 52)} a week") in first_page
+    assert f"or save {money_up(target['saving'])} a year" in first_page
+    assert (f"To be that sure in 8 in 10 futures (allowing for how far the forecast could be out): raise "
+            f"{money_up(target['extra_income_at_confidence'])} a year or save {money_up(target['saving_at_confidence'])}"
+            ) in first_page
+
+
+def test_action_box_tells_a_library_above_its_policy_how_far_above(forecast, tmp_path: Path) -> None:
+    targets = forecast.targets[forecast.targets["extra_income_at_confidence"] == 0]
+    comfortable = targets.iloc[0]
+    path = render_briefing(forecast, comfortable["library_id"], tmp_path / "b.pdf", RUN_INFO)
+    first_page = " ".join(pdf_pages(path)[0].split())
+    assert (f"No change needed on this forecast: free reserves stay above the policy every year to 2034/35; the "
+            f"closest they come is {money(comfortable['headroom'])} above it, in {comfortable['headroom_financial_year']}"
+            ) in first_page
+    assert "stay above the policy in at least 8 in 10 simulated futures with no change" in first_page
 
 
 def test_method_note_gives_the_dated_cost_inflation_of_the_baseline_years(forecast, briefing: Path) -> None:

@@ -184,8 +184,33 @@ def test_income_lever_moves_self_generated_income_only(baseline):
                           "side": "income", "group": ["self_generated", "grants", "interest"],
                           "amount": [100.0, 50.0, 10.0]})
     levers = with_settings(baseline, levers__income_change=0.2)
-    out = apply_levers(lines, grid, levers, pd.DataFrame({"library_id": ["a"]}))
+    out = apply_levers(lines, grid, levers, pd.DataFrame({"library_id": ["a"]}), set())
     assert out["amount"].tolist() == pytest.approx([120.0, 50.0, 10.0])
+
+
+def test_saving_lever_comes_off_recurring_costs_pro_rata(baseline):
+    """A saving of 100 a year from 2024/25: utilities 600 and insurance 400 (recurring, 1,000) each
+    lose 10% -> 540 and 360; the one-off cost 1,000 is not recurring and stays; 2023/24 is actual."""
+    grid = grid_for(["a"], range(2023, 2025), 2023)
+    lines = pd.DataFrame({"library_id": "a", "year": [2023, 2024, 2024, 2024],
+                          "line": ["utilities", "utilities", "insurance", "one_off_costs"], "side": "expenditure",
+                          "group": ["running_costs", "running_costs", "running_costs", "operating"],
+                          "amount": [600.0, 600.0, 400.0, 1000.0]})
+    out = apply_levers(lines, grid, with_settings(baseline, levers__saving=100.0), pd.DataFrame({"library_id": ["a"]}),
+                       {"one_off_costs"})
+    assert out["amount"].tolist() == pytest.approx([600.0, 540.0, 360.0, 1000.0])
+
+
+def test_extra_income_lever_is_a_planned_income_line_in_forecast_years_of_the_libraries_named(baseline):
+    """£250 a year for library a only, accounts to 2023/24: a planned_income line of 250 in 2024/25
+    and 2025/26 for a, nothing for b and nothing in 2023/24."""
+    grid = grid_for(["a", "b"], range(2023, 2026), 2023)
+    lines = pd.DataFrame({"library_id": ["a", "b"], "year": 2023, "line": "cafe", "side": "income",
+                          "group": "self_generated", "amount": [100.0, 100.0]})
+    scenario = with_settings(baseline, levers__extra_income=250.0, levers__libraries=["a"])
+    out = apply_levers(lines, grid, scenario, pd.DataFrame({"library_id": ["a", "b"]}), set())
+    planned = out[out["line"] == "planned_income"]
+    assert list(zip(planned["library_id"], planned["year"], planned["amount"])) == [("a", 2024, 250.0), ("a", 2025, 250.0)]
 
 
 # ---------------------------------------------------------------------------------------------
