@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import io
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -364,7 +365,53 @@ def portfolio_fan_chart(data: dict, fmt: str = "svg") -> Chart:
     return _money_by_year_chart(figure, ax, labels, actual, alt, fmt)
 
 
+def tornado_chart(data: dict, fmt: str = "svg") -> Chart:
+    """What moves the answer: the change in free reserves at the horizon when each assumption
+    moves by its step, one bar a side, the largest swing at the top.
+
+    ``data`` keys: ``labels`` (one a step, largest swing first), ``lower`` and ``higher`` (the
+    change in pounds on each side, None where that side was not run), ``horizon`` (label).
+    """
+    labels = data["labels"]
+    figure, ax = plt.subplots(figsize=(WIDTH_INCHES, 0.32 * len(labels) + 0.9))
+    figure.subplots_adjust(left=0.27, right=0.97, top=0.97, bottom=0.5 / (0.32 * len(labels) + 0.9) + 0.12)
+    rows = list(range(len(labels)))[::-1]
+    for side, colour, hatch, offset in (("lower", SKY, "//", 0.18), ("higher", BLUE, "", -0.18)):
+        values = [v if v is not None else 0.0 for v in data[side]]
+        ax.barh([r + offset for r in rows], values, height=0.34, color=colour, hatch=hatch, edgecolor="white",
+                linewidth=0.3, label=f"setting {side}")
+        for r, v, given in zip(rows, values, data[side], strict=True):
+            if given is not None:
+                ax.text(v, r + offset, f" {money(v)} ", va="center",
+                        ha="left" if v >= 0 else "right", fontsize=6.5, color="#333333")
+    ax.axvline(0, color="#000000", linewidth=0.8)
+    ax.set_yticks(rows, [textwrap.fill(_text(label), 28) for label in labels], fontsize=7.5)
+    ax.tick_params(axis="y", length=0)
+    ax.grid(axis="y", visible=False)
+    ax.grid(axis="x", visible=True)
+    ax.xaxis.set_major_formatter(FuncFormatter(_pounds_axis))
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    low, high = ax.get_xlim()
+    span = max(abs(low), abs(high), 1.0) * 1.35  # room for the labels at the bar ends
+    ax.set_xlim(-span, span)
+    ax.set_xlabel(f"Change in free reserves at the end of {data['horizon']}")
+    ax.legend(loc="lower right", fontsize=7, handlelength=2.2)
+    alt = _tornado_alt(data)
+    return Chart(_markup(figure, alt, fmt), alt)
+
+
+def _tornado_alt(data: dict) -> str:
+    """The tornado in words: each step's change on each side."""
+    parts = []
+    for label, lower, higher in zip(data["labels"], data["lower"], data["higher"], strict=True):
+        sides = [f"{side} {money(v)}" for side, v in (("lower", lower), ("higher", higher)) if v is not None]
+        parts.append(f"{label}: {', '.join(sides)}")
+    return (f"Bar chart of the change in free reserves at the end of {data['horizon']} when each assumption moves by "
+            f"its step, largest first. " + "; ".join(parts) + ".")
+
+
 CHARTS: dict[str, Callable[[dict, str], Chart]] = {
+    "tornado": tornado_chart,
     "portfolio_fan": portfolio_fan_chart,
     "reserves": reserves_chart,
     "income": income_chart,

@@ -37,10 +37,13 @@ from cml.returns import write_template
 from cml.scenarios import (
     BASELINE,
     SCENARIO_FILE,
+    SENSITIVITY_FILE,
     WHAT_IF,
     Scenario,
+    StepRun,
     check_scenarios_against_inputs,
     load_scenarios,
+    load_steps,
     parse_overrides,
     scenario_file_problems,
 )
@@ -97,8 +100,9 @@ def inputs_option(command):
 
 
 def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str | None,
-             settings: tuple[str, ...], library_label: str = "--library") -> tuple[Inputs, list[Scenario]]:
-    """Inputs and the scenarios to run (a subset when asked).
+             settings: tuple[str, ...], library_label: str = "--library"
+             ) -> tuple[Inputs, list[Scenario], list[StepRun]]:
+    """Inputs, the scenarios to run (a subset when asked) and the sensitivity steps.
 
     Every library is always projected, because the contingency fund is one pool: one library's
     figures depend on what the others claim. ``library_id`` only aims a what-if's levers at that
@@ -119,8 +123,10 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
                                            f"choose from {', '.join(known)}" for n in unknown), param_hint="--scenario")
     if scenario_names:
         scenarios = [s for s in scenarios if s.name in {BASELINE, WHAT_IF, *scenario_names}]
+    steps = load_steps(inputs_dir / SENSITIVITY_FILE, next(s for s in scenarios if s.name == BASELINE))
     check_scenarios_against_inputs(scenarios, inputs)
-    return inputs, scenarios
+    check_scenarios_against_inputs([step.scenario for step in steps], inputs, SENSITIVITY_FILE)
+    return inputs, scenarios, steps
 
 
 def _nearest(given: str, known: list[str]) -> str:
@@ -234,12 +240,12 @@ def forecast(inputs_dir: Path, outputs_dir: Path | None, scenario_names: tuple[s
         cml forecast --library anstey --set levers.cost_change=-0.1 --set levers.one_off_cost=8000 \\
             --set 'levers.one_off_year="2026/27"' --outputs what-if-anstey
     """
-    inputs, scenarios = load_run(inputs_dir, scenario_names, library_id, settings)
+    inputs, scenarios, steps = load_run(inputs_dir, scenario_names, library_id, settings)
     if library_id is not None:
         library_id = match_library(library_id, list(inputs.libraries["library_id"]))
     out = outputs_folder(outputs_dir, library_id)
     with OutputsFolder(out, inputs_dir, ONE_LIBRARY if library_id else FULL, library_id) as folder:
-        result = build_forecast(inputs, scenarios)
+        result = build_forecast(inputs, scenarios, steps)
         if library_id is None:
             result = with_backtest(result, inputs, scenarios)
         written = write_pack(result, inputs, out, None if no_pdf else pdf_writer(library_id),
@@ -274,11 +280,11 @@ def brief(library_id: str, inputs_dir: Path, outputs_dir: Path | None) -> None:
     \b
         cml brief anstey --outputs outputs-anstey
     """
-    inputs, scenarios = load_run(inputs_dir, (), library_id, (), library_label="LIBRARY_ID")
+    inputs, scenarios, steps = load_run(inputs_dir, (), library_id, (), library_label="LIBRARY_ID")
     library_id = match_library(library_id, list(inputs.libraries["library_id"]), "LIBRARY_ID")
     out = outputs_folder(outputs_dir, library_id)
     with OutputsFolder(out, inputs_dir, ONE_LIBRARY, library_id) as folder:
-        result = build_forecast(inputs, scenarios)
+        result = build_forecast(inputs, scenarios, steps)
         write_pack(result, inputs, out, pdf_writer(library_id), folder=folder, inputs_dir=inputs_dir, figures=False)
     click.echo(f"Briefing written to {briefing_path(out / 'briefings', library_id)}")
 
@@ -327,7 +333,7 @@ def list_scenarios(inputs_dir: Path) -> None:
     \b
         cml scenarios --inputs inputs
     """
-    _, scenarios = load_run(inputs_dir, (), None, ())
+    _, scenarios, _ = load_run(inputs_dir, (), None, ())
     by_name = {scenario.name: scenario for scenario in scenarios}
     for scenario in scenarios:
         parent = scenario.settings.get("inherits")
@@ -353,7 +359,7 @@ def backtest_command(inputs_dir: Path, csv_path: Path | None) -> None:
     \b
         cml backtest --inputs inputs --csv /tmp/backtest.csv
     """
-    inputs, scenarios = load_run(inputs_dir, (BASELINE,), None, ())
+    inputs, scenarios, _ = load_run(inputs_dir, (BASELINE,), None, ())
     baseline = next(s for s in scenarios if s.name == BASELINE)
     at_cut = dataclasses.replace(inputs, assumptions=baseline.assumptions)
     full_run = project_scenario(at_cut, baseline, fit_for(at_cut)).projection
@@ -389,11 +395,11 @@ def validate(inputs_dir: Path) -> None:
         cml validate --inputs inputs
     """
     try:
-        inputs, scenarios = load_run(inputs_dir, (), None, ())
+        inputs, scenarios, steps = load_run(inputs_dir, (), None, ())
     except InputError as err:  # every problem at once: scenarios.toml's too, not after the CSVs are fixed
         raise InputError(list(dict.fromkeys(err.problems + scenario_file_problems(inputs_dir)))) from None
     click.echo(f"{inputs_dir}/: {len(inputs.libraries)} libraries, {len(inputs.accounts)} account rows, "
-               f"{len(scenarios)} scenarios: no problems found.")
+               f"{len(scenarios)} scenarios, {len({s.step.name for s in steps})} sensitivity steps: no problems found.")
 
 
 def template_years(inputs: Inputs, library_id: str) -> list[str]:

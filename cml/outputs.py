@@ -117,6 +117,7 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "fund_ledger": forecast.fund[FUND_LEDGER_COLUMNS],
         "leases": forecast.leases.assign(lease_end=forecast.leases["lease_end"].dt.strftime("%Y-%m-%d"))[LEASE_COLUMNS],
         "targets": forecast.targets,
+        "sensitivity": forecast.sensitivity,
         "risk": forecast.risk.drop(columns="year"),
         "portfolio_risk": forecast.portfolio_risk.drop(columns="year"),
         "fits": forecast.fits,

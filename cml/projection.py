@@ -49,7 +49,7 @@ from cml.fund import DISCRETIONARY, Flows, FundRules, central_flows, library_yea
 from cml.forecasting import Fits, fit_models
 from cml.fy import fy_label, fy_of_dates, parse_fy, year_ranges
 from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, OTHER_GRANTS, Assumptions, Inputs
-from cml.scenarios import BASELINE, Scenario
+from cml.scenarios import BASELINE, Scenario, StepRun
 from cml.simulation import (
     Exposure,
     Simulated,
@@ -60,6 +60,7 @@ from cml.simulation import (
     draw_flows,
     simulate,
 )
+from cml.sensitivity import run_out_and_horizon, sensitivity_table
 from cml.targets import EXTRA_INCOME, SAVING, lowest_headroom, solve
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
@@ -100,6 +101,7 @@ class Forecast:
     checks: tuple = ()
     risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, library, year (cml.simulation)
     targets: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: fundraising and saving targets (cml.targets)
+    sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # per step, side, library (cml.sensitivity)
     portfolio_risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, year
     fits: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: fitted growth (baseline's cut-off)
     fit_records: tuple = ()  # per model: which was used, converged, warnings, fallback (run.json)
@@ -860,6 +862,17 @@ def labelled(frame: pd.DataFrame, scenario: str, names: pd.Series | None = None)
     return frame.reset_index(drop=True)
 
 
+def step_effects(inputs: Inputs, baseline: ScenarioRun, steps: list[StepRun], fits: dict[tuple, Fits],
+                 names: pd.Series) -> pd.DataFrame:
+    """Each sensitivity step's change in run-out year and horizon free reserves (:mod:`cml.sensitivity`)."""
+    runs = scenario_runs(inputs, [step.scenario for step in steps], fits)
+    horizon = int(baseline.projection["year"].max())
+    table = sensitivity_table(run_out_and_horizon(baseline.projection),
+                              [(step, run_out_and_horizon(runs[step.scenario.name].projection)) for step in steps], horizon)
+    table.insert(table.columns.get_loc("library_id") + 1, "name", table["library_id"].map(names))
+    return table
+
+
 def labelled_targets(targets: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
     """The baseline's targets with the scenario and library name every output row carries."""
     targets = targets.copy()
@@ -868,10 +881,12 @@ def labelled_targets(targets: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
     return targets
 
 
-def scenario_runs(inputs: Inputs, scenarios: list[Scenario]) -> dict[str, ScenarioRun]:
+def scenario_runs(inputs: Inputs, scenarios: list[Scenario], fits: dict[tuple, Fits] | None = None
+                  ) -> dict[str, ScenarioRun]:
     """Every scenario's central run, the models fitted once per :func:`fit_settings`: scenarios
-    that start from the same accounts and assumptions share one fit."""
-    fits: dict[tuple, Fits] = {}
+    that start from the same accounts and assumptions share one fit (``fits``, kept across calls
+    when given)."""
+    fits = {} if fits is None else fits
 
     def fitted(scenario: Scenario) -> Fits:
         at_cut = replace(inputs, assumptions=scenario.assumptions)
@@ -883,10 +898,12 @@ def scenario_runs(inputs: Inputs, scenarios: list[Scenario]) -> dict[str, Scenar
     return {s.name: project_scenario(inputs, s, fitted(s)) for s in scenarios}
 
 
-def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
-    """Run every scenario, stack the results, and run every reconciliation check."""
+def build_forecast(inputs: Inputs, scenarios: list[Scenario], steps: list[StepRun] = ()) -> Forecast:
+    """Run every scenario, stack the results, and run every reconciliation check; then each side
+    of each sensitivity step (``steps``, from ``sensitivity.toml``) for the tornado."""
     names = inputs.libraries.set_index("library_id")["name"]
-    runs = scenario_runs(inputs, scenarios)
+    fits: dict[tuple, Fits] = {}
+    runs = scenario_runs(inputs, scenarios, fits)
 
     def stack(attribute: str, with_names: bool = False) -> pd.DataFrame:
         return pd.concat([labelled(getattr(run, attribute), name, names if with_names else None)
@@ -933,7 +950,8 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario]) -> Forecast:
                        portfolio_risk=pd.concat([labelled(portfolio_risk(sim), name) for name, sim in simulated.items()],
                                                 ignore_index=True),
                        fits=fit_table(baseline.fits), fit_records=tuple(baseline.fits.records()),
-                       targets=labelled_targets(fundraising_targets(baseline, baseline_assumptions), names))
+                       targets=labelled_targets(fundraising_targets(baseline, baseline_assumptions), names),
+                       sensitivity=step_effects(inputs, baseline, steps, fits, names))
     return replace(forecast, checks=tuple(assert_reconciles(forecast, inputs)))
 
 

@@ -523,6 +523,54 @@ def action_context(forecast: Forecast, library_id: str) -> dict:
     }
 
 
+def signed_money(value: float) -> str:
+    """A change in pounds: a plus sign on a rise, brackets on a fall, "no change" under 50p.
+
+    >>> signed_money(2602.4), signed_money(-2457.0), signed_money(0.2)
+    ('+£2,602', '£(2,457)', 'no change')
+    """
+    if abs(value) < 0.5:
+        return "no change"
+    return ("+" if value > 0 else "") + money(value)
+
+
+def years_change(change: float, beyond_horizon: bool) -> str:
+    """A change in the run-out year in words ("2 years earlier"; "at least 1 year later" where
+    one side runs out after the horizon, so the change is known only as a floor).
+
+    >>> years_change(-2, False), years_change(1, True), years_change(0, False)
+    ('2 years earlier', 'at least 1 year later', 'no change')
+    """
+    if change == 0:
+        return "no change"
+    years = int(abs(change))
+    words = f"{years} year{'s' if years != 1 else ''} {'later' if change > 0 else 'earlier'}"
+    return f"at least {words}" if beyond_horizon else words
+
+
+def sensitivity_context(forecast: Forecast, library_id: str, horizon: str) -> dict | None:
+    """The tornado and its table: each step's change in this library's run-out year and horizon
+    free reserves on each side, the largest swing first (None when no steps were run)."""
+    rows = forecast.sensitivity[forecast.sensitivity["library_id"] == library_id]
+    if rows.empty:
+        return None
+    steps = []
+    for name, step in rows.groupby("step", sort=False):
+        sides = {row["direction"]: {"run_out_year": row["run_out_year"] if isinstance(row["run_out_year"], str) else None,
+                                    "years": years_change(row["run_out_change_years"], bool(row["beyond_horizon"])),
+                                    "change": float(row["horizon_change"]), "reserves": signed_money(row["horizon_change"])}
+                 for row in step.to_dict("records")}
+        steps.append({"label": step["label"].iloc[0], "lower": sides.get("down"), "higher": sides.get("up"),
+                      "swing": float(step["horizon_change"].abs().max())})
+    steps.sort(key=lambda s: -s["swing"])
+    first = rows.iloc[0]
+    return {"steps": steps, "run_out_year": first["run_out_year_baseline"] if isinstance(first["run_out_year_baseline"], str)
+            else None, "horizon_free_reserves": float(first["horizon_free_reserves_baseline"]),
+            "chart": {"labels": [s["label"] for s in steps], "horizon": horizon,
+                      "lower": [s["lower"]["change"] if s["lower"] else None for s in steps],
+                      "higher": [s["higher"]["change"] if s["higher"] else None for s in steps]}}
+
+
 def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dict:
     """Everything one library's briefing shows, as plain data.
 
@@ -545,6 +593,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
     own_risk = forecast.risk[(forecast.risk["library_id"] == library_id) & (forecast.risk["scenario"] == BASELINE)]
     risk = risk_context(own_risk, parse_fy(library["last_actual_year"]) + 1)
     last_actual_free = [r["free_reserves"] for r in years if r["actual"]][-1]
+    sensitivity = sensitivity_context(forecast, library_id, years[-1]["financial_year"])
     return {
         "title": f"{library['name']}: sustainability briefing",
         "footer_title": library["name"],
@@ -568,6 +617,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
                                 baseline["annual_gap_years"], runs_out=baseline["run_out_year"] is not None),
         },
         "action": action_context(forecast, library_id),
+        "sensitivity": sensitivity,
         "years": years,
         "scenarios": _scenario_rows(forecast, library_id),
         "first_forecast_year": fy_label(parse_fy(library["last_actual_year"]) + 1),
@@ -589,7 +639,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
             "income": {**chart_years,
                        "income": _income_by_group(lines, [r["year"] for r in years]),
                        "expenditure": [r["expenditure"] for r in years]},
-        },
+        } | ({"tornado": sensitivity["chart"]} if sensitivity else {}),
     }
 
 

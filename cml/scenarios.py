@@ -275,7 +275,7 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
 
 
 def scenario_file_problems(inputs_dir: Path) -> list[Problem]:
-    """What is wrong with ``scenarios.toml`` on its own (against ``assumptions.toml`` only), so that
+    """What is wrong with ``scenarios.toml`` (and then ``sensitivity.toml``) on its own (against ``assumptions.toml`` only), so that
     ``cml validate`` reports it beside the CSVs' problems instead of after they are fixed."""
     from cml.inputs import load_assumptions
     found: list[Problem] = []
@@ -283,7 +283,8 @@ def scenario_file_problems(inputs_dir: Path) -> list[Problem]:
     if assumptions is None:
         return []
     try:
-        load_scenarios(Path(inputs_dir) / SCENARIO_FILE, assumptions)
+        scenarios = load_scenarios(Path(inputs_dir) / SCENARIO_FILE, assumptions)
+        load_steps(Path(inputs_dir) / SENSITIVITY_FILE, next(s for s in scenarios if s.name == BASELINE))
     except InputError as err:
         return err.problems
     return []
@@ -345,7 +346,7 @@ def _in_forecast(last_actual: pd.Series, horizon: int, library_id: str, label: s
     return last_actual[library_id] < parse_fy(label) <= horizon
 
 
-def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) -> None:
+def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs, file: str = SCENARIO_FILE) -> None:
     """What a scenario names must exist and fall in its forecast: libraries, and dated shocks or
     one-off costs after that library's last actual year and by the horizon (a shock in an actual
     year would be silently ignored, as the accounts already say what happened)."""
@@ -354,7 +355,7 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
     self_generated = set(inputs.lines.loc[inputs.lines["group"] == "self_generated", "line"])
     latest = inputs.reserves.groupby("library_id")["year"].max()
     for scenario in scenarios:
-        label, where = ("--set", "") if scenario.name == WHAT_IF else (SCENARIO_FILE, f"{scenario.name}: ")
+        label, where = ("--set", "") if scenario.name == WHAT_IF else (file, f"{scenario.name}: ")
         problems += [Problem(label, None, where + key, reason)
                      for key, reason in forecast_window_problems(inputs.reserves, scenario.assumptions)]
         cutoff = scenario.assumptions.actuals_to
@@ -400,3 +401,112 @@ def check_scenarios_against_inputs(scenarios: list[Scenario], inputs: Inputs) ->
                                         f"from the year after the latest accounts to {fy_label(horizon)})"))
     if problems:
         raise InputError(list(dict.fromkeys(problems)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sensitivity steps: what moves the answer (inputs/sensitivity.toml)
+
+SENSITIVITY_FILE = "sensitivity.toml"
+DIRECTIONS = {"down": -1, "up": 1}
+STEP_KEYS = {"label", "setting", "step", "with", "source"}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One bar of the tornado: ``setting`` moved ``step`` down and up from the baseline's value,
+    with ``also`` set (what the step needs to mean something: a closure needs a year)."""
+
+    name: str
+    label: str
+    setting: str
+    step: float
+    also: dict[str, Any]
+    source: str
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """One side of a step, as a scenario: the baseline with the setting moved."""
+
+    step: Step
+    direction: str  # "down" or "up"
+    value: Any  # the setting's value on this side
+    scenario: Scenario
+
+
+def _baseline_value(baseline: Scenario, key: str) -> Any:
+    """The baseline's value of a scenario setting or of an assumptions.toml setting."""
+    if key in SETTINGS:
+        return baseline.settings[key]
+    section, setting = key.split(".")
+    return baseline.assumptions.raw.get(section, {}).get(setting)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _step_problems(name: str, table: Any, baseline: Scenario) -> list[tuple[str, str]]:
+    """What is wrong with one ``[name]`` step, as (where, reason) pairs."""
+    if not isinstance(table, dict):
+        return [(name, f"should be a table [{name}] with label, setting, step and source")]
+    found = [(f"{name}: {key}", f"unknown key (use {', '.join(sorted(STEP_KEYS))})") for key in sorted(set(table) - STEP_KEYS)]
+    found += [(f"{name}: {key}", "missing") for key in sorted({"label", "setting", "step", "source"} - set(table))]
+    setting = table.get("setting")
+    if setting is not None and setting not in SETTINGS and setting not in ASSUMPTION_KEYS:
+        found.append((f"{name}: setting", f"{setting!r} is not a setting of scenarios.toml or assumptions.toml"))
+    elif setting is not None and not _is_number(_baseline_value(baseline, setting)):
+        found.append((f"{name}: setting", f"{setting} is not a number, so it cannot be moved by a step"))
+    if "step" in table and not _is_number(table["step"]):
+        found.append((f"{name}: step", f"{table['step']!r} should be a number"))
+    found += [(f"{name}: {key}", "should be text") for key in ("label", "source")
+              if key in table and not (isinstance(table[key], str) and table[key].strip())]
+    also = table.get("with", {})
+    if not isinstance(also, dict):
+        return found + [(f"{name}: with", 'should be a table of settings, e.g. { "shocks.closure_year" = "2025/26" }')]
+    for key, value in also.items():
+        if key not in SETTINGS and key not in ASSUMPTION_KEYS:
+            found.append((f"{name}: with: {key}", "unknown setting"))
+        elif key in SETTINGS and (reason := check_value(key, value)):
+            found.append((f"{name}: with: {key}", reason))
+    return found
+
+
+def load_steps(path: Path, baseline: Scenario) -> list[StepRun]:
+    """Every step of the sensitivity file, each side a scenario: the baseline with the setting
+    moved by the step (and the step's ``with`` settings). A side that would take the setting out
+    of its range (fewer than nought weeks closed, a negative fee) is not run; so is a step of nil
+    on its down side, which would repeat the up side."""
+    label = path.name
+    if not path.exists():
+        raise InputError([Problem(label, None, None, "file is missing")])
+    try:
+        document = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise InputError([Problem(label, None, None, f"not valid UTF-8 TOML: {err}")]) from err
+    problems = [Problem(label, None, where, reason)
+                for name, table in document.items() for where, reason in _step_problems(name, table, baseline)]
+    if problems:
+        raise InputError(problems)
+    runs: list[StepRun] = []
+    for name, table in document.items():
+        step = Step(name, table["label"].strip(), table["setting"], float(table["step"]), dict(table.get("with", {})),
+                    table["source"].strip())
+        start = _baseline_value(baseline, step.setting)
+        for direction, sign in DIRECTIONS.items():
+            if direction == "down" and step.step == 0:
+                continue
+            value = start + sign * step.step
+            if isinstance(start, int) and float(value).is_integer():
+                value = int(value)
+            settings = {**baseline.settings, **step.also, step.setting: value, "inherits": BASELINE}
+            found: list[Problem] = []
+            if step.setting in SETTINGS and check_value(step.setting, value):
+                continue
+            assumptions = _assumptions_for(settings, baseline.assumptions, label, name, found)
+            if found:
+                continue
+            description = f"{step.label}: {step.setting} {direction} by {abs(step.step):g} to {value:g}"
+            runs.append(StepRun(step, direction, value, Scenario(f"{name}_{direction}", description, settings,
+                                                                 assumptions)))
+    return runs

@@ -193,6 +193,17 @@ COLUMNS: dict[str, Column] = {
     "self_generated_financial_year": Column("Year of those accounts"),
     "extra_income_share": Column("Extra income as a share of it", "share"),
     "extra_income_a_week": Column("Extra income a week (£)", "money"),
+    # what moves the answer (sensitivity)
+    "step": Column("Step (sensitivity.toml)"),
+    "label": Column("Assumption and step"),
+    "setting": Column("Setting moved"),
+    "direction": Column("Setting lower (down) or higher (up)"),
+    "value": Column("Setting's value on this side", "number"),
+    "run_out_year_baseline": Column("Year free reserves run out: this forecast"),
+    "run_out_change_years": Column("Change in the run-out year (years; + later)", "number"),
+    "beyond_horizon": Column("One side runs out after the horizon (the change is at least this)"),
+    "horizon_free_reserves_baseline": Column("Free reserves at the horizon: this forecast (£)", "money"),
+    "horizon_change": Column("Change in free reserves at the horizon (£)", "money"),
     **{f"free_reserves_p{p}": Column(f"Free reserves: {p}th percentile of the futures (£)", "money") for p in PERCENTILES},
     **{f"combined_free_reserves_p{p}": Column(f"All libraries' free reserves: {p}th percentile of the futures (£)",
                                               "money") for p in PERCENTILES},
@@ -206,7 +217,7 @@ SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summa
                "fund": "Fund claims", "fund_ledger": "Fund ledger", "leases": "Leases", "projection": "Projection",
                "backtest": "Backtest", "backtest_scores": "Backtest scores", "risk": "Risk by library",
                "portfolio_risk": "Risk, all libraries", "fits": "Fitted growth",
-               "targets": "Fundraising targets"}
+               "targets": "Fundraising targets", "sensitivity": "What moves the answer"}
 DEFINITIONS = [
     ("Free reserves", ("Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "
                       "what a library could spend on running costs.")),

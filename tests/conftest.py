@@ -9,7 +9,7 @@ import pytest
 
 from cml.inputs import load_inputs
 from cml.projection import build_forecast
-from cml.scenarios import SCENARIO_FILE, load_scenarios
+from cml.scenarios import SCENARIO_FILE, SENSITIVITY_FILE, load_scenarios, load_steps
 
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
 
@@ -29,4 +29,5 @@ def inputs():
 
 @pytest.fixture(scope="session")
 def scenario_forecast(inputs):
-    return build_forecast(inputs, load_scenarios(SHIPPED / SCENARIO_FILE, inputs.assumptions))
+    scenarios = load_scenarios(SHIPPED / SCENARIO_FILE, inputs.assumptions)
+    return build_forecast(inputs, scenarios, load_steps(SHIPPED / SENSITIVITY_FILE, scenarios[0]))

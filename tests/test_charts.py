@@ -8,7 +8,7 @@ from html import unescape
 
 import pytest
 
-from cml.charts import CHARTS, income_chart, portfolio_fan_chart, portfolio_reserves_chart, rag_chart, reserves_chart
+from cml.charts import CHARTS, income_chart, portfolio_fan_chart, portfolio_reserves_chart, rag_chart, reserves_chart, tornado_chart
 from cml.render import money
 
 YEARS = ["2015/16", "2016/17", "2017/18", "2018/19", "2019/20", "2020/21"]
@@ -89,7 +89,7 @@ def test_alt_text_is_escaped_in_the_markup() -> None:
 
 
 def test_the_registry_names_every_chart_a_template_uses() -> None:
-    assert set(CHARTS) == {"reserves", "income", "rag", "portfolio_reserves", "portfolio_fan"}
+    assert set(CHARTS) == {"reserves", "income", "rag", "portfolio_reserves", "portfolio_fan", "tornado"}
 
 
 def test_the_fan_is_drawn_and_described_from_the_futures() -> None:
@@ -101,3 +101,11 @@ def test_the_fan_is_drawn_and_described_from_the_futures() -> None:
     assert "9 in 10" not in plain.alt
     portfolio = portfolio_fan_chart(PORTFOLIO_FAN)
     assert f"between {money(-5e4)} and {money(0.0)}" in portfolio.alt
+
+
+def test_the_tornado_is_described_side_by_side_and_leaves_out_a_side_not_run() -> None:
+    chart = tornado_chart({"labels": ["A £6,000 repair", "Income growth, 1 point"], "horizon": "2034/35",
+                           "lower": [None, -2457.0], "higher": [-6222.0, 2602.0]})
+    assert ("A £6,000 repair: higher £(6,222); Income growth, 1 point: lower £(2,457), higher £2,602."
+            in chart.alt)
+    assert "data:image/svg+xml" in chart.markup

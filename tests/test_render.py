@@ -37,6 +37,8 @@ from cml.render import (
     lay_out,
     money,
     money_up,
+    signed_money,
+    years_change,
     months,
     portfolio_context,
     rag_badge,
@@ -73,8 +75,9 @@ def shipped() -> Inputs:
 
 
 @pytest.fixture(scope="module")
-def forecast(shipped: Inputs):
-    return forecast_of(shipped)
+def forecast(scenario_forecast):
+    """The shipped inputs, every scenario and the sensitivity steps (built once for the session)."""
+    return scenario_forecast
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +196,28 @@ def test_action_box_tells_a_library_above_its_policy_how_far_above(forecast, tmp
     assert "stay above the policy in at least 8 in 10 simulated futures with no change" in first_page
 
 
+def test_what_moves_the_answer_prints_each_step_from_the_sensitivity_table(forecast, briefed_library: str,
+                                                                          briefing: Path) -> None:
+    """Every step's row: its label, then each side's run-out year and change in horizon free
+    reserves as sensitivity.csv has them ("not run" for a side outside the setting's range)."""
+    text = " ".join(pdf_text(briefing).split())
+    assert "What moves the answer" in text
+    rows = forecast.sensitivity[forecast.sensitivity["library_id"] == briefed_library]
+    horizon = forecast.projection["financial_year"].max()
+    for label, step in rows.groupby("label"):
+        sides = step.set_index("direction")
+        cells = []
+        for side in ("down", "up"):
+            if side not in sides.index:
+                cells.append("not run –")
+                continue
+            row = sides.loc[side]
+            run_out = row["run_out_year"] if isinstance(row["run_out_year"], str) else f"not by {horizon}"
+            change = years_change(row["run_out_change_years"], bool(row["beyond_horizon"]))
+            cells.append(run_out + ("" if change == "no change" else f" ({change})") + " " + signed_money(row["horizon_change"]))
+        assert f"{label} {' '.join(cells)}" in text
+
+
 def test_method_note_gives_the_dated_cost_inflation_of_the_baseline_years(forecast, briefing: Path) -> None:
     """The shipped cost inflation: 3% into 2024/25, 3.5% into 2025/26, then growth.costs 2.5%. The
     years are the baseline's forecast years (not those of a scenario re-run from earlier accounts)."""
@@ -241,10 +266,10 @@ def test_trustees_years_after_the_horizon_are_named_not_dropped(forecast, briefe
     assert len(context["trustees"]) == len(briefing_context(forecast, briefed_library, RUN_INFO)["trustees"])
 
 
-def test_briefing_has_two_to_four_pages_each_with_the_footer(forecast, briefed_library: str, briefing: Path) -> None:
+def test_briefing_has_two_to_six_pages_each_with_the_footer(forecast, briefed_library: str, briefing: Path) -> None:
     pages = pdf_pages(briefing)
     name = forecast.libraries.set_index("library_id").loc[briefed_library, "name"]
-    assert 2 <= len(pages) <= 4
+    assert 2 <= len(pages) <= 6
     for number, page in enumerate(pages, start=1):
         assert f"Page {number} of {len(pages)}" in page
         assert name in page and "cml 9.9.9" in page and "inputs 3f2a9c1b7d4e" in page
