@@ -171,7 +171,24 @@ LEASE_EXTENSIONS = TableSpec(
     key=("library_id", "financial_year"),
     optional=True,
 )
-TABLES = (LIBRARIES, ACCOUNTS, RESERVES, LINES, TAPER, ONE_OFF_GRANTS, TRUSTEE_PROJECTIONS, LEASE_EXTENSIONS)
+RISK_BASES = ("income_group", "line", "spending", "fixed", "lease_fees")
+RESERVES_RISKS = TableSpec(
+    "reserves_risks.csv",
+    (
+        Column("risk"),
+        Column("lease_type", "choice", (*LEASE_TYPES, "all")),
+        Column("basis", "choice", RISK_BASES),
+        Column("of", required=False),
+        Column("probability_percent", "percent"),
+        Column("impact", "number", minimum=0),
+        Column("label"),
+        Column("source"),
+    ),
+    key=("risk", "lease_type"),
+    optional=True,
+)
+TABLES = (LIBRARIES, ACCOUNTS, RESERVES, LINES, TAPER, ONE_OFF_GRANTS, TRUSTEE_PROJECTIONS, LEASE_EXTENSIONS,
+          RESERVES_RISKS)
 
 
 @dataclass(frozen=True)
@@ -209,6 +226,8 @@ class Assumptions:
     targets_confidence: float
     targets_draws: int
     targets_rebuild_within_years: int
+    far_more_than: float
+    shortfall_years: int
     raw: dict = field(repr=False, compare=False, default_factory=dict)
 
     def cost_inflation(self, year: int) -> float:
@@ -249,7 +268,8 @@ class Inputs:
     lease_extensions: pd.DataFrame
     assumptions: Assumptions
     checksums: dict[str, str]
-    warnings: tuple[str, ...] = ()  # what was read leniently (e.g. Excel's "sep=," line), for the CLI to show
+    warnings: tuple[str, ...] = ()
+    reserves_risks: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=[c.name for c in RESERVES_RISKS.columns]))  # what was read leniently (e.g. Excel's "sep=," line), for the CLI to show
 
     @property
     def illustrative(self) -> bool:
@@ -562,6 +582,7 @@ KNOWN_SETTINGS = {
     "reporting": {"real_terms_inflation", "stale_after_months"},
     "checks": {"tolerance_pounds"},
     "targets": {"confidence", "draws", "rebuild_within_years"},
+    "reserves_policy": {"far_more_than", "shortfall_years"},
     "simulation": {"draws", "seed", "chunk_cells", "common_share", "building_failure_probability",
                    "building_failure_cost_median", "building_failure_cost_p90", "spread_scale"},
 }
@@ -662,6 +683,8 @@ def assumptions_from_dict(raw: dict, label: str, problems: list[Problem]) -> Ass
                                             maximum=10),
         "targets_confidence": _setting(raw, "targets.confidence", float, label, problems, minimum=0.5, maximum=0.99),
         "targets_draws": _setting(raw, "targets.draws", int, label, problems, minimum=100, maximum=100_000),
+        "far_more_than": _setting(raw, "reserves_policy.far_more_than", float, label, problems, minimum=1, maximum=20),
+        "shortfall_years": _setting(raw, "reserves_policy.shortfall_years", int, label, problems, minimum=1, maximum=15),
         "targets_rebuild_within_years": _setting(raw, "targets.rebuild_within_years", int, label, problems,
                                                  minimum=1, maximum=30),
     }
@@ -720,6 +743,18 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     for name in ("accounts.csv", "one_off_grants.csv"):
         frame = tables[name]
         _flag(frame, ~frame["line"].isin(set(lines["line"])), "line", "'{value}' is not a known line (not in lines.csv)", problems)
+    if "reserves_risks.csv" in tables:
+        risks = tables["reserves_risks.csv"]
+        _flag(risks, (risks["basis"] == "income_group") & ~risks["of"].isin(set(lines.loc[lines["side"] == "income", "group"])),
+              "of", "'{value}' is not the group of any income line in lines.csv (basis income_group)", problems)
+        _flag(risks, (risks["basis"] == "line") & ~risks["of"].isin(set(lines["line"])), "of",
+              "'{value}' is not a line in lines.csv (basis line)", problems)
+        _flag(risks, risks["basis"].isin(["spending", "fixed", "lease_fees"]) & (risks["of"] != ""), "of",
+              "leave 'of' blank for basis '{basis}'", problems)
+        _flag(risks, (risks["basis"] == "spending") & (risks["impact"] > MAX_MONTHS), "impact",
+              f"{{value}} months of spending is more than {MAX_MONTHS}: impact is in months for basis 'spending'", problems)
+        _flag(risks, risks["basis"].isin(["income_group", "line"]) & (risks["impact"] > 100), "impact",
+              "{value} is more than 100: impact is the percent of that income that could be lost", problems)
     trend_lines = set(lines.loc[lines["forecast"].isin(["trend", "fitted"]), "line"])
     ratio = lines["forecast"] == "ratio"
     _flag(lines, ratio & ~lines["ratio_of"].isin(trend_lines), "ratio_of",
@@ -1095,6 +1130,7 @@ def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checks
         one_off_grants=years(tables["one_off_grants.csv"]),
         trustee_projections=empty_trustees if trustees is None else years(trustees),
         lease_extensions=no_extensions if extensions is None else years(extensions),
+        **({} if "reserves_risks.csv" not in tables else {"reserves_risks": plain(tables["reserves_risks.csv"])}),
         assumptions=assumptions,
         checksums=checksums,
         warnings=warnings,

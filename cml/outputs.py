@@ -118,6 +118,8 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "leases": forecast.leases.assign(lease_end=forecast.leases["lease_end"].dt.strftime("%Y-%m-%d"))[LEASE_COLUMNS],
         "targets": forecast.targets,
         "sensitivity": forecast.sensitivity,
+        "reserves_requirement": forecast.reserves_requirement,
+        "reserves_risks": forecast.reserves_risks,
         "risk": forecast.risk.drop(columns="year"),
         "portfolio_risk": forecast.portfolio_risk.drop(columns="year"),
         "fits": forecast.fits,

@@ -60,6 +60,7 @@ from cml.simulation import (
     draw_flows,
     simulate,
 )
+from cml.reserves_policy import latest_figures, reserves_requirement, score_risks, simulated_shortfall
 from cml.sensitivity import run_out_and_horizon, sensitivity_table
 from cml.targets import EXTRA_INCOME, SAVING, lowest_headroom, solve
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
@@ -102,6 +103,8 @@ class Forecast:
     risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, library, year (cml.simulation)
     targets: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: fundraising and saving targets (cml.targets)
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # per step, side, library (cml.sensitivity)
+    reserves_risks: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library and risk (cml.reserves_policy)
+    reserves_requirement: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: risk-based requirement
     portfolio_risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, year
     fits: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: fitted growth (baseline's cut-off)
     fit_records: tuple = ()  # per model: which was used, converged, warnings, fallback (run.json)
@@ -873,6 +876,24 @@ def step_effects(inputs: Inputs, baseline: ScenarioRun, steps: list[StepRun], fi
     return table
 
 
+def risk_based_reserves(inputs: Inputs, baseline: ScenarioRun, libraries: pd.DataFrame, risk: pd.DataFrame,
+                        assumptions: Assumptions, threshold_years: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each library's risks scored on its latest accounts, and the requirement they add up to
+    beside its flat policy and the simulation's 1-in-10 shortfall (:mod:`cml.reserves_policy`)."""
+    latest_lines, recurring = latest_figures(baseline.lines, baseline.projection)
+    short = libraries.set_index("library_id")["lease_years_remaining"] <= threshold_years
+    scored = score_risks(inputs.reserves_risks, libraries, latest_lines, recurring, short,
+                         dict(zip(inputs.lines["line"], inputs.lines["label"])))
+    actual = baseline.projection[baseline.projection["actual_or_forecast"] == "actual"].sort_values("year")
+    latest = actual.groupby("library_id").tail(1).set_index("library_id")
+    now = pd.DataFrame({"financial_year": latest["year"].map(fy_label), "reserves_target_now": latest["reserves_target"],
+                        "policy_months": libraries.set_index("library_id")["reserves_target_months"],
+                        "free_reserves_now": latest["free_reserves"]})
+    shortfall = simulated_shortfall(risk[risk["scenario"] == BASELINE], assumptions.shortfall_years)
+    ahead = baseline.projection.loc[baseline.projection["actual_or_forecast"] == "forecast", ["library_id", "year", "free_reserves"]]
+    return scored, reserves_requirement(scored, now, ahead, shortfall, assumptions.far_more_than)
+
+
 def labelled_targets(targets: pd.DataFrame, names: pd.Series) -> pd.DataFrame:
     """The baseline's targets with the scenario and library name every output row carries."""
     targets = targets.copy()
@@ -952,6 +973,10 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario], steps: list[StepRu
                        fits=fit_table(baseline.fits), fit_records=tuple(baseline.fits.records()),
                        targets=labelled_targets(fundraising_targets(baseline, baseline_assumptions), names),
                        sensitivity=step_effects(inputs, baseline, steps, fits, names))
+    risks, requirement = risk_based_reserves(inputs, baseline, libraries, forecast.risk, baseline_assumptions,
+                                             forecast.settings[BASELINE]["lease.threshold_years"])
+    forecast = replace(forecast, reserves_risks=risks.assign(name=lambda t: t["library_id"].map(names)),
+                       reserves_requirement=requirement.assign(name=lambda t: t["library_id"].map(names)))
     return replace(forecast, checks=tuple(assert_reconciles(forecast, inputs)))
 
 

@@ -548,6 +548,40 @@ def years_change(change: float, beyond_horizon: bool) -> str:
     return f"at least {words}" if beyond_horizon else words
 
 
+def risk_measure(risk: dict) -> str:
+    """How one risk's impact is measured, in words, with the pounds it was scored on.
+
+    >>> risk_measure({"basis": "income_group", "impact": 25.0, "of_label": "self generated", "exposure": 4317.4,
+    ...               "impact_pounds": 1079.3})
+    '25% of self generated income (£4,317)'
+    >>> risk_measure({"basis": "spending", "impact": 2.0, "of_label": "", "exposure": 666.6, "impact_pounds": 1333.2})
+    "2 months' spending (£667 a month)"
+    """
+    basis, impact = risk["basis"], risk["impact"]
+    if basis == "income_group":
+        return f"{impact:g}% of {risk['of_label']} income ({money(risk['exposure'])})"
+    if basis == "line":
+        return f"{impact:g}% of {risk['of_label'].lower()} ({money(risk['exposure'])})"
+    if basis == "spending":
+        return f"{impact:g} month{'s' if impact != 1 else ''}' spending ({money(risk['exposure'])} a month)"
+    if basis == "lease_fees":
+        return "the fees, as the lease is due to be extended" if risk["exposure"] > 0 else "none: the lease is not yet due"
+    return f"a fixed {money(impact)}"
+
+
+def reserves_context(forecast: Forecast, library_id: str) -> dict:
+    """The "what reserves to hold" section: each risk scored, the requirement they add up to, the
+    flat policy and the simulated check beside it, and the verdict."""
+    risks = forecast.reserves_risks[forecast.reserves_risks["library_id"] == library_id].to_dict("records")
+    summary = forecast.reserves_requirement[forecast.reserves_requirement["library_id"] == library_id].iloc[0].to_dict()
+    for risk in risks:
+        risk["measure"] = risk_measure(risk)
+    below_from = summary["below_requirement_from"]
+    return summary | {"risks": [r for r in risks if r["amount"] > 0], "not_scored": [r for r in risks if r["amount"] == 0],
+                      "below_requirement_from": below_from if isinstance(below_from, str) else None,
+                      "covers_shortfall": summary["requirement"] >= summary["shortfall_1_in_10"]}
+
+
 def sensitivity_context(forecast: Forecast, library_id: str, horizon: str) -> dict | None:
     """The tornado and its table: each step's change in this library's run-out year and horizon
     free reserves on each side, the largest swing first (None when no steps were run)."""
@@ -617,6 +651,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
                                 baseline["annual_gap_years"], runs_out=baseline["run_out_year"] is not None),
         },
         "action": action_context(forecast, library_id),
+        "reserves": reserves_context(forecast, library_id),
         "sensitivity": sensitivity,
         "years": years,
         "scenarios": _scenario_rows(forecast, library_id),

@@ -193,9 +193,28 @@ COLUMNS: dict[str, Column] = {
     "self_generated_financial_year": Column("Year of those accounts"),
     "extra_income_share": Column("Extra income as a share of it", "share"),
     "extra_income_a_week": Column("Extra income a week (£)", "money"),
+    # the reserves requirement from each library's risks (reserves_requirement, reserves_risks)
+    "requirement": Column("Reserves its risks call for (£)", "money"),
+    "shortfall_1_in_10": Column("Simulated: free reserves below the middle future in 1 future in 10 (£)", "money"),
+    "shortfall_year": Column("Year of that shortfall"),
+    "holds": Column("Free reserves beyond what its risks call for: (short of it) (£)", "money"),
+    "verdict": Column("Holds: short, short later, enough or far more than its risks need"),
+    "lowest_free_reserves": Column("Lowest forecast free reserves (£)", "money"),
+    "lowest_year": Column("Year of the lowest"),
+    "below_requirement_from": Column("Forecast below the requirement from"),
+    "risk": Column("Risk"),
+    "basis": Column("How the impact is measured"),
+    "of": Column("Income group or line it is a share of"),
+    "of_label": Column("What it is a share of"),
+    "impact": Column("Impact as entered (percent, months or pounds, by basis)", "number"),
+    "spare_at_lowest": Column("At the lowest point: above (below) the higher of requirement and policy (£)", "money"),
+    "exposure": Column("Pounds the impact is a share or multiple of (£)", "money"),
+    "probability": Column("Probability", "share"),
+    "impact_pounds": Column("Impact (£)", "money"),
+    "amount": Column("Probability x impact (£)", "money"),
     # what moves the answer (sensitivity)
     "step": Column("Step (sensitivity.toml)"),
-    "label": Column("Assumption and step"),
+    "label": Column("In words"),
     "setting": Column("Setting moved"),
     "direction": Column("Setting lower (down) or higher (up)"),
     "value": Column("Setting's value on this side", "number"),
@@ -217,7 +236,8 @@ SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summa
                "fund": "Fund claims", "fund_ledger": "Fund ledger", "leases": "Leases", "projection": "Projection",
                "backtest": "Backtest", "backtest_scores": "Backtest scores", "risk": "Risk by library",
                "portfolio_risk": "Risk, all libraries", "fits": "Fitted growth",
-               "targets": "Fundraising targets", "sensitivity": "What moves the answer"}
+               "targets": "Fundraising targets", "sensitivity": "What moves the answer",
+               "reserves_requirement": "Reserves its risks need", "reserves_risks": "Reserves risks"}
 DEFINITIONS = [
     ("Free reserves", ("Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "
                       "what a library could spend on running costs.")),

@@ -40,6 +40,7 @@ from cml.render import (
     signed_money,
     years_change,
     months,
+    pct,
     portfolio_context,
     rag_badge,
     readable,
@@ -216,6 +217,20 @@ def test_what_moves_the_answer_prints_each_step_from_the_sensitivity_table(forec
             change = years_change(row["run_out_change_years"], bool(row["beyond_horizon"]))
             cells.append(run_out + ("" if change == "no change" else f" ({change})") + " " + signed_money(row["horizon_change"]))
         assert f"{label} {' '.join(cells)}" in text
+
+
+def test_what_reserves_to_hold_lists_the_scored_risks_and_their_sum(forecast, briefed_library: str,
+                                                                    briefing: Path) -> None:
+    text = " ".join(pdf_text(briefing).split())
+    summary = forecast.reserves_requirement.set_index("library_id").loc[briefed_library]
+    risks = forecast.reserves_risks[forecast.reserves_risks["library_id"] == briefed_library]
+    assert summary["requirement"] == pytest.approx(risks["amount"].sum())
+    assert f"Reserves its risks call for {money(summary['requirement'])}" in text
+    for risk in risks[risks["amount"] > 0].itertuples():
+        assert f"{pct(risk.probability)} {money(risk.impact_pounds)} {money(risk.amount)}" in text
+    if summary["verdict"] == "short_later":
+        assert (f"the deficits take them below that from {summary['below_requirement_from']}, to "
+                f"{money(summary['lowest_free_reserves'])} in {summary['lowest_year']}") in text
 
 
 def test_method_note_gives_the_dated_cost_inflation_of_the_baseline_years(forecast, briefing: Path) -> None:
