@@ -37,12 +37,15 @@ from cml.returns import write_template
 from cml.scenarios import (
     BASELINE,
     SCENARIO_FILE,
+    RECOMMENDATION_FILE,
     SENSITIVITY_FILE,
     WHAT_IF,
+    Recommendation,
     Scenario,
     StepRun,
     check_scenarios_against_inputs,
     load_scenarios,
+    load_recommendation,
     load_steps,
     parse_overrides,
     scenario_file_problems,
@@ -99,10 +102,23 @@ def inputs_option(command):
     )(command)
 
 
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """Everything a run reads, checked: the inputs, the scenarios to run, the sensitivity steps and
+    the officer's recommendation."""
+
+    inputs: Inputs
+    scenarios: list[Scenario]
+    steps: list[StepRun]
+    recommendation: Recommendation | None
+
+    def forecast(self) -> Forecast:
+        return build_forecast(self.inputs, self.scenarios, self.steps, self.recommendation)
+
+
 def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str | None,
-             settings: tuple[str, ...], library_label: str = "--library"
-             ) -> tuple[Inputs, list[Scenario], list[StepRun]]:
-    """Inputs, the scenarios to run (a subset when asked) and the sensitivity steps.
+             settings: tuple[str, ...], library_label: str = "--library") -> Run:
+    """Inputs, the scenarios to run (a subset when asked), the sensitivity steps and the recommendation.
 
     Every library is always projected, because the contingency fund is one pool: one library's
     figures depend on what the others claim. ``library_id`` only aims a what-if's levers at that
@@ -126,7 +142,8 @@ def load_run(inputs_dir: Path, scenario_names: tuple[str, ...], library_id: str 
     steps = load_steps(inputs_dir / SENSITIVITY_FILE, next(s for s in scenarios if s.name == BASELINE))
     check_scenarios_against_inputs(scenarios, inputs)
     check_scenarios_against_inputs([step.scenario for step in steps], inputs, SENSITIVITY_FILE)
-    return inputs, scenarios, steps
+    recommendation = load_recommendation(inputs_dir / RECOMMENDATION_FILE, scenarios)
+    return Run(inputs, scenarios, steps, recommendation)
 
 
 def _nearest(given: str, known: list[str]) -> str:
@@ -240,12 +257,13 @@ def forecast(inputs_dir: Path, outputs_dir: Path | None, scenario_names: tuple[s
         cml forecast --library anstey --set levers.cost_change=-0.1 --set levers.one_off_cost=8000 \\
             --set 'levers.one_off_year="2026/27"' --outputs what-if-anstey
     """
-    inputs, scenarios, steps = load_run(inputs_dir, scenario_names, library_id, settings)
+    run = load_run(inputs_dir, scenario_names, library_id, settings)
+    inputs, scenarios = run.inputs, run.scenarios
     if library_id is not None:
         library_id = match_library(library_id, list(inputs.libraries["library_id"]))
     out = outputs_folder(outputs_dir, library_id)
     with OutputsFolder(out, inputs_dir, ONE_LIBRARY if library_id else FULL, library_id) as folder:
-        result = build_forecast(inputs, scenarios, steps)
+        result = run.forecast()
         if library_id is None:
             result = with_backtest(result, inputs, scenarios)
         written = write_pack(result, inputs, out, None if no_pdf else pdf_writer(library_id),
@@ -280,11 +298,12 @@ def brief(library_id: str, inputs_dir: Path, outputs_dir: Path | None) -> None:
     \b
         cml brief anstey --outputs outputs-anstey
     """
-    inputs, scenarios, steps = load_run(inputs_dir, (), library_id, (), library_label="LIBRARY_ID")
+    run = load_run(inputs_dir, (), library_id, (), library_label="LIBRARY_ID")
+    inputs = run.inputs
     library_id = match_library(library_id, list(inputs.libraries["library_id"]), "LIBRARY_ID")
     out = outputs_folder(outputs_dir, library_id)
     with OutputsFolder(out, inputs_dir, ONE_LIBRARY, library_id) as folder:
-        result = build_forecast(inputs, scenarios, steps)
+        result = run.forecast()
         write_pack(result, inputs, out, pdf_writer(library_id), folder=folder, inputs_dir=inputs_dir, figures=False)
     click.echo(f"Briefing written to {briefing_path(out / 'briefings', library_id)}")
 
@@ -333,7 +352,7 @@ def list_scenarios(inputs_dir: Path) -> None:
     \b
         cml scenarios --inputs inputs
     """
-    _, scenarios, _ = load_run(inputs_dir, (), None, ())
+    scenarios = load_run(inputs_dir, (), None, ()).scenarios
     by_name = {scenario.name: scenario for scenario in scenarios}
     for scenario in scenarios:
         parent = scenario.settings.get("inherits")
@@ -359,7 +378,8 @@ def backtest_command(inputs_dir: Path, csv_path: Path | None) -> None:
     \b
         cml backtest --inputs inputs --csv /tmp/backtest.csv
     """
-    inputs, scenarios, _ = load_run(inputs_dir, (BASELINE,), None, ())
+    run = load_run(inputs_dir, (BASELINE,), None, ())
+    inputs, scenarios = run.inputs, run.scenarios
     baseline = next(s for s in scenarios if s.name == BASELINE)
     at_cut = dataclasses.replace(inputs, assumptions=baseline.assumptions)
     full_run = project_scenario(at_cut, baseline, fit_for(at_cut)).projection
@@ -395,11 +415,11 @@ def validate(inputs_dir: Path) -> None:
         cml validate --inputs inputs
     """
     try:
-        inputs, scenarios, steps = load_run(inputs_dir, (), None, ())
+        run = load_run(inputs_dir, (), None, ())
     except InputError as err:  # every problem at once: scenarios.toml's too, not after the CSVs are fixed
         raise InputError(list(dict.fromkeys(err.problems + scenario_file_problems(inputs_dir)))) from None
-    click.echo(f"{inputs_dir}/: {len(inputs.libraries)} libraries, {len(inputs.accounts)} account rows, "
-               f"{len(scenarios)} scenarios, {len({s.step.name for s in steps})} sensitivity steps: no problems found.")
+    click.echo(f"{inputs_dir}/: {len(run.inputs.libraries)} libraries, {len(run.inputs.accounts)} account rows, "
+               f"{len(run.scenarios)} scenarios, {len({s.step.name for s in run.steps})} sensitivity steps: no problems found.")
 
 
 def template_years(inputs: Inputs, library_id: str) -> list[str]:

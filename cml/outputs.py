@@ -118,6 +118,7 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "leases": forecast.leases.assign(lease_end=forecast.leases["lease_end"].dt.strftime("%Y-%m-%d"))[LEASE_COLUMNS],
         "targets": forecast.targets,
         "sensitivity": forecast.sensitivity,
+        "portfolio_sensitivity": forecast.portfolio_sensitivity,
         "reserves_requirement": forecast.reserves_requirement,
         "reserves_risks": forecast.reserves_risks,
         "risk": forecast.risk.drop(columns="year"),

@@ -49,7 +49,7 @@ from cml.fund import DISCRETIONARY, Flows, FundRules, central_flows, library_yea
 from cml.forecasting import Fits, fit_models
 from cml.fy import fy_label, fy_of_dates, parse_fy, year_ranges
 from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, OTHER_GRANTS, Assumptions, Inputs
-from cml.scenarios import BASELINE, Scenario, StepRun
+from cml.scenarios import BASELINE, Recommendation, Scenario, StepRun
 from cml.simulation import (
     Exposure,
     Simulated,
@@ -61,7 +61,7 @@ from cml.simulation import (
     simulate,
 )
 from cml.reserves_policy import latest_figures, reserves_requirement, score_risks, simulated_shortfall
-from cml.sensitivity import run_out_and_horizon, sensitivity_table
+from cml.sensitivity import portfolio_sensitivity, run_out_and_horizon, sensitivity_table
 from cml.targets import EXTRA_INCOME, SAVING, lowest_headroom, solve
 from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
@@ -103,6 +103,8 @@ class Forecast:
     risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, library, year (cml.simulation)
     targets: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: fundraising and saving targets (cml.targets)
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # per step, side, library (cml.sensitivity)
+    portfolio_sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # per step and side: all libraries
+    recommendation: Recommendation | None = None  # the option the report recommends (inputs/recommendation.toml)
     reserves_risks: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library and risk (cml.reserves_policy)
     reserves_requirement: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: risk-based requirement
     portfolio_risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, year
@@ -611,7 +613,27 @@ def option_comparison(forecast: Forecast) -> pd.DataFrame:
     counts = ["at_risk_first_forecast_year", "red_at_horizon", "libraries_running_out", "libraries_running_out_supported",
               "libraries_kept_from_running_out", "years_of_service_gained"]
     table[counts] = table[counts].fillna(0).astype(int)
-    return table.reset_index()
+    return table.join(simulated_outcomes(forecast, table["libraries_running_out"])).reset_index()
+
+
+def simulated_outcomes(forecast: Forecast, central_running_out: pd.Series) -> pd.DataFrame:
+    """Per scenario, from the simulation at the horizon: libraries run out (average, 1 future in
+    10 fewer, 1 in 10 more), the chance the contingency fund has run dry, and the council's
+    exposure in 1 future in 10: the interim provision for the libraries run out beyond the
+    central forecast's count (``council.interim_provision_*``, in the first forecast year's prices)."""
+    risk = forecast.portfolio_risk
+    if risk.empty:
+        return pd.DataFrame(index=central_running_out.index)
+    at_horizon = risk[risk["year"] == risk.groupby("scenario")["year"].transform("max")].set_index("scenario")
+    a = forecast.assumptions
+    beyond = (at_horizon["libraries_run_out_p90"] - central_running_out.reindex(at_horizon.index)).clip(lower=0)
+    return pd.DataFrame({
+        "simulated_running_out_mean": at_horizon["libraries_run_out_mean"],
+        "simulated_running_out_p10": at_horizon["libraries_run_out_p10"],
+        "simulated_running_out_p90": at_horizon["libraries_run_out_p90"],
+        "probability_fund_exhausted_at_horizon": at_horizon["probability_fund_exhausted"],
+        "interim_exposure_1_in_10": beyond * a.interim_provision_per_year * a.interim_provision_years,
+    })
 
 
 # ---------------------------------------------------------------------------------------------
@@ -866,14 +888,23 @@ def labelled(frame: pd.DataFrame, scenario: str, names: pd.Series | None = None)
 
 
 def step_effects(inputs: Inputs, baseline: ScenarioRun, steps: list[StepRun], fits: dict[tuple, Fits],
-                 names: pd.Series) -> pd.DataFrame:
-    """Each sensitivity step's change in run-out year and horizon free reserves (:mod:`cml.sensitivity`)."""
+                 names: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each sensitivity step's change in each library's run-out year and horizon free reserves,
+    and in the portfolio's libraries running out and the council's cost over the baseline's
+    forecast years (:mod:`cml.sensitivity`)."""
     runs = scenario_runs(inputs, [step.scenario for step in steps], fits)
     horizon = int(baseline.projection["year"].max())
-    table = sensitivity_table(run_out_and_horizon(baseline.projection),
-                              [(step, run_out_and_horizon(runs[step.scenario.name].projection)) for step in steps], horizon)
+    window = baseline.projection.loc[baseline.projection["actual_or_forecast"] == "forecast", ["library_id", "year"]]
+
+    def cost(run: ScenarioRun) -> float:
+        return float(run.council.merge(window, on=["library_id", "year"])["amount"].sum())
+
+    base = run_out_and_horizon(baseline.projection)
+    results = [(step, run_out_and_horizon(runs[step.scenario.name].projection), cost(runs[step.scenario.name]))
+               for step in steps]
+    table = sensitivity_table(base, [(step, result) for step, result, _ in results], horizon)
     table.insert(table.columns.get_loc("library_id") + 1, "name", table["library_id"].map(names))
-    return table
+    return table, portfolio_sensitivity(base, cost(baseline), results)
 
 
 def risk_based_reserves(inputs: Inputs, baseline: ScenarioRun, libraries: pd.DataFrame, risk: pd.DataFrame,
@@ -919,7 +950,8 @@ def scenario_runs(inputs: Inputs, scenarios: list[Scenario], fits: dict[tuple, F
     return {s.name: project_scenario(inputs, s, fitted(s)) for s in scenarios}
 
 
-def build_forecast(inputs: Inputs, scenarios: list[Scenario], steps: list[StepRun] = ()) -> Forecast:
+def build_forecast(inputs: Inputs, scenarios: list[Scenario], steps: list[StepRun] = (),
+                   recommendation: Recommendation | None = None) -> Forecast:
     """Run every scenario, stack the results, and run every reconciliation check; then each side
     of each sensitivity step (``steps``, from ``sensitivity.toml``) for the tornado."""
     names = inputs.libraries.set_index("library_id")["name"]
@@ -963,7 +995,9 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario], steps: list[StepRu
         leases=stack("leases"),
         assumptions=baseline_assumptions,
         settings={s.name: dict(s.settings) for s in scenarios},
+        recommendation=recommendation if recommendation and recommendation.scenario in {s.name for s in scenarios} else None,
     )
+    by_library, by_portfolio = step_effects(inputs, baseline, steps, fits, names)
     simulated = {name: simulate_run(run, next(s.assumptions for s in scenarios if s.name == name))
                  for name, run in runs.items()}
     forecast = replace(forecast, risk=pd.concat([labelled(library_risk(sim), name, names) for name, sim in simulated.items()],
@@ -972,7 +1006,7 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario], steps: list[StepRu
                                                 ignore_index=True),
                        fits=fit_table(baseline.fits), fit_records=tuple(baseline.fits.records()),
                        targets=labelled_targets(fundraising_targets(baseline, baseline_assumptions), names),
-                       sensitivity=step_effects(inputs, baseline, steps, fits, names))
+                       sensitivity=by_library, portfolio_sensitivity=by_portfolio)
     risks, requirement = risk_based_reserves(inputs, baseline, libraries, forecast.risk, baseline_assumptions,
                                              forecast.settings[BASELINE]["lease.threshold_years"])
     forecast = replace(forecast, reserves_risks=risks.assign(name=lambda t: t["library_id"].map(names)),

@@ -770,6 +770,10 @@ def _scenario_context(name: str, description: str, portfolio: pd.DataFrame, summ
         "extra_new_money": option["extra_council_new_money"], "extra_new_money_real": option["extra_council_new_money_real"],
         "kept": option["libraries_kept_from_running_out"], "years_gained": option["years_of_service_gained"],
         "running_out_supported": option["libraries_running_out_supported"],
+        "simulated": {"mean": option.get("simulated_running_out_mean"), "low": option.get("simulated_running_out_p10"),
+                      "high": option.get("simulated_running_out_p90"),
+                      "fund_dry_words": chance(float(option.get("probability_fund_exhausted_at_horizon", 0.0))),
+                      "exposure": option.get("interim_exposure_1_in_10")},
     }
 
 
@@ -869,6 +873,29 @@ def _portfolio_risk_rows(forecast: Forecast, scenarios: list[str], first_forecas
     return rows
 
 
+def _portfolio_sensitivity_rows(forecast: Forecast) -> list[dict]:
+    """Each sensitivity step's change in libraries running out and in the council's cost, both
+    sides, the largest change in cost first."""
+    table = forecast.portfolio_sensitivity
+    rows = []
+    for _, step in table.groupby("step", sort=False):
+        sides = {r["direction"]: {"running_out": int(r["libraries_running_out"]),
+                                  "change": int(r["libraries_running_out_change"]),
+                                  "cost": signed_money(r["council_cost_change"])} for r in step.to_dict("records")}
+        rows.append({"label": step["label"].iloc[0], "lower": sides.get("down"), "higher": sides.get("up"),
+                     "swing": float(step["council_cost_change"].abs().max())})
+    return sorted(rows, key=lambda r: -r["swing"])
+
+
+def _recommendation(forecast: Forecast, scenarios: list[dict]) -> dict | None:
+    """The recommendation paragraph: the officer's option and reason, with the model's figures
+    for it beside the status quo's."""
+    if forecast.recommendation is None:
+        return None
+    chosen = next(s for s in scenarios if s["name"] == forecast.recommendation.scenario)
+    return {"label": chosen["label"], "reason": forecast.recommendation.reason, "option": chosen, "base": scenarios[0]}
+
+
 def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
     """Everything the portfolio report shows, as plain data, after checking it adds up."""
     check_portfolio_totals(forecast)
@@ -912,6 +939,8 @@ def portfolio_context(forecast: Forecast, run_info: dict) -> dict:
         "scenarios": by_scenario,
         "libraries": library_rows,
         "priority": _priority(library_rows, priority_by),
+        "recommendation": _recommendation(forecast, by_scenario),
+        "portfolio_sensitivity": _portfolio_sensitivity_rows(forecast),
         "priority_by": priority_by,
         "chart_data": {
             "rag": {"financial_year": labels, "scenario": baseline["label"], "last_actual_year": last_actual_year,

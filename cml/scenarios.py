@@ -275,8 +275,9 @@ def load_scenarios(path: Path, assumptions: Assumptions, overrides: dict[str, An
 
 
 def scenario_file_problems(inputs_dir: Path) -> list[Problem]:
-    """What is wrong with ``scenarios.toml`` (and then ``sensitivity.toml``) on its own (against ``assumptions.toml`` only), so that
-    ``cml validate`` reports it beside the CSVs' problems instead of after they are fixed."""
+    """What is wrong with ``scenarios.toml`` (then ``sensitivity.toml`` and ``recommendation.toml``)
+    on its own (against ``assumptions.toml`` only), so that ``cml validate`` reports it beside the
+    CSVs' problems instead of after they are fixed."""
     from cml.inputs import load_assumptions
     found: list[Problem] = []
     assumptions = load_assumptions(Path(inputs_dir) / "assumptions.toml", found)
@@ -285,6 +286,7 @@ def scenario_file_problems(inputs_dir: Path) -> list[Problem]:
     try:
         scenarios = load_scenarios(Path(inputs_dir) / SCENARIO_FILE, assumptions)
         load_steps(Path(inputs_dir) / SENSITIVITY_FILE, next(s for s in scenarios if s.name == BASELINE))
+        load_recommendation(Path(inputs_dir) / RECOMMENDATION_FILE, scenarios)
     except InputError as err:
         return err.problems
     return []
@@ -510,3 +512,47 @@ def load_steps(path: Path, baseline: Scenario) -> list[StepRun]:
             runs.append(StepRun(step, direction, value, Scenario(f"{name}_{direction}", description, settings,
                                                                  assumptions)))
     return runs
+
+
+# ---------------------------------------------------------------------------------------------
+# The officer's recommendation (inputs/recommendation.toml)
+
+RECOMMENDATION_FILE = "recommendation.toml"
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """Which option the portfolio report recommends to Cabinet, and why, in the officer's words;
+    the figures the paragraph quotes are the model's."""
+
+    scenario: str
+    reason: str
+
+
+def load_recommendation(path: Path, scenarios: list[Scenario]) -> Recommendation | None:
+    """The recommendation, checked against the scenarios run; None without the file or with
+    ``scenario = ""`` (the Committee is then asked only to note the forecast)."""
+    label = path.name
+    if not path.exists():
+        return None
+    try:
+        document = tomllib.loads(path.read_bytes().decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise InputError([Problem(label, None, None, f"not valid UTF-8 TOML: {err}")]) from err
+    problems = [Problem(label, None, key, "unknown key (use scenario and reason)") for key in set(document) - {"scenario", "reason"}]
+    scenario, reason = document.get("scenario", ""), document.get("reason", "")
+    names = [s.name for s in scenarios if s.name != WHAT_IF]
+    if not isinstance(scenario, str):
+        problems.append(Problem(label, None, "scenario", f"{scenario!r} should be a scenario's name in quotes"))
+    elif scenario and scenario not in names:
+        problems.append(Problem(label, None, "scenario", f"'{scenario}' is not a scenario of {SCENARIO_FILE} "
+                                                         f"(choose from {', '.join(n for n in names if n != BASELINE)})"))
+    elif scenario == BASELINE:
+        problems.append(Problem(label, None, "scenario", "the status quo is what options are compared with: name an option"))
+    if not isinstance(reason, str) or CONTROL_CHARACTERS.search(reason) or len(reason) > 600:
+        problems.append(Problem(label, None, "reason", "should be one or two sentences of plain text (600 characters at most)"))
+    elif scenario and not reason.strip():
+        problems.append(Problem(label, None, "reason", "say why the option is recommended (the report quotes it)"))
+    if problems:
+        raise InputError(problems)
+    return Recommendation(scenario, reason.strip().rstrip(".")) if scenario else None

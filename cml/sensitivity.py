@@ -19,6 +19,11 @@ SENSITIVITY_COLUMNS = ["step", "label", "setting", "direction", "value", "librar
                        "horizon_free_reserves_baseline", "horizon_change"]
 
 
+PORTFOLIO_SENSITIVITY_COLUMNS = ["step", "label", "setting", "direction", "value", "libraries_running_out",
+                                 "libraries_running_out_baseline", "libraries_running_out_change", "council_cost",
+                                 "council_cost_baseline", "council_cost_change"]
+
+
 def _label(year: float) -> str:
     return fy_label(int(year))
 
@@ -57,3 +62,18 @@ def sensitivity_table(baseline: pd.DataFrame, steps: list[tuple[StepRun, pd.Data
     if not rows:
         return pd.DataFrame(columns=SENSITIVITY_COLUMNS)
     return pd.concat(rows, ignore_index=True)[SENSITIVITY_COLUMNS].astype({"run_out_change_years": float})
+
+
+def portfolio_sensitivity(baseline: pd.DataFrame, baseline_cost: float,
+                          steps: list[tuple[StepRun, pd.DataFrame, float]]) -> pd.DataFrame:
+    """One row per step and side for the cabinet report: libraries whose free reserves run out by
+    the horizon and the council's cost over the comparison years, beside the baseline's."""
+    running_out = int(baseline["run_out"].notna().sum())
+    rows = [{"step": run.step.name, "label": run.step.label, "setting": run.step.setting, "direction": run.direction,
+             "value": float(run.value), "libraries_running_out": int(result["run_out"].notna().sum()),
+             "libraries_running_out_baseline": running_out, "council_cost": cost, "council_cost_baseline": baseline_cost}
+            for run, result, cost in steps]
+    table = pd.DataFrame(rows, columns=PORTFOLIO_SENSITIVITY_COLUMNS)
+    table["libraries_running_out_change"] = table["libraries_running_out"] - table["libraries_running_out_baseline"]
+    table["council_cost_change"] = table["council_cost"] - table["council_cost_baseline"]
+    return table

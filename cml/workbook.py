@@ -175,6 +175,13 @@ COLUMNS: dict[str, Column] = {
     "covered_50": Column("Share of actuals inside the middle 50% of futures", "share"),
     "covered_90": Column("Share of actuals inside the middle 90% of futures", "share"),
     "crps": Column("CRPS: error of the whole forecast distribution (£)", "money"),
+    # the options appraisal's simulated outcomes (options)
+    "simulated_running_out_mean": Column("Simulated: libraries run out by the horizon, average of the futures", "number"),
+    "simulated_running_out_p10": Column("Simulated: 1 future in 10 has fewer run out", "number"),
+    "simulated_running_out_p90": Column("Simulated: 1 future in 10 has more run out", "number"),
+    "probability_fund_exhausted_at_horizon": Column("Chance the contingency fund has run dry by the horizon", "share"),
+    "interim_exposure_1_in_10": Column("Council exposure in 1 future in 10: interim provision beyond the central count (£)",
+                                       "money"),
     # the fundraising targets (targets)
     "policy_months": Column("Reserves policy (months of spending)", "number"),
     "from_financial_year": Column("Raised or saved every year from"),
@@ -223,6 +230,10 @@ COLUMNS: dict[str, Column] = {
     "beyond_horizon": Column("One side runs out after the horizon (the change is at least this)"),
     "horizon_free_reserves_baseline": Column("Free reserves at the horizon: this forecast (£)", "money"),
     "horizon_change": Column("Change in free reserves at the horizon (£)", "money"),
+    "libraries_running_out_baseline": Column("Libraries running out by the horizon: this forecast", "count"),
+    "libraries_running_out_change": Column("Change in libraries running out", "count"),
+    "council_cost_baseline": Column("Council cost: this forecast (£)", "money"),
+    "council_cost_change": Column("Change in the council's cost (£)", "money"),
     **{f"free_reserves_p{p}": Column(f"Free reserves: {p}th percentile of the futures (£)", "money") for p in PERCENTILES},
     **{f"combined_free_reserves_p{p}": Column(f"All libraries' free reserves: {p}th percentile of the futures (£)",
                                               "money") for p in PERCENTILES},
@@ -237,6 +248,7 @@ SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summa
                "backtest": "Backtest", "backtest_scores": "Backtest scores", "risk": "Risk by library",
                "portfolio_risk": "Risk, all libraries", "fits": "Fitted growth",
                "targets": "Fundraising targets", "sensitivity": "What moves the answer",
+               "portfolio_sensitivity": "What moves it, all libraries",
                "reserves_requirement": "Reserves its risks need", "reserves_risks": "Reserves risks"}
 DEFINITIONS = [
     ("Free reserves", ("Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "

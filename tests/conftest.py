@@ -9,7 +9,8 @@ import pytest
 
 from cml.inputs import load_inputs
 from cml.projection import build_forecast
-from cml.scenarios import SCENARIO_FILE, SENSITIVITY_FILE, load_scenarios, load_steps
+from cml.scenarios import (RECOMMENDATION_FILE, SCENARIO_FILE, SENSITIVITY_FILE, load_recommendation, load_scenarios,
+                           load_steps)
 
 SHIPPED = Path(__file__).resolve().parents[1] / "inputs"
 
@@ -30,4 +31,5 @@ def inputs():
 @pytest.fixture(scope="session")
 def scenario_forecast(inputs):
     scenarios = load_scenarios(SHIPPED / SCENARIO_FILE, inputs.assumptions)
-    return build_forecast(inputs, scenarios, load_steps(SHIPPED / SENSITIVITY_FILE, scenarios[0]))
+    return build_forecast(inputs, scenarios, load_steps(SHIPPED / SENSITIVITY_FILE, scenarios[0]),
+                          load_recommendation(SHIPPED / RECOMMENDATION_FILE, scenarios))

@@ -66,7 +66,7 @@ def test_bad_input_files_exit_1_and_a_failed_check_exits_3(tmp_path: Path, monke
     result = run("validate", "--inputs", str(tmp_path / "no-such-folder"))
     assert result.exit_code == 1
 
-    def failing(inputs, scenarios, steps):
+    def failing(inputs, scenarios, steps, recommendation):
         raise ModelCheckFailed("reserves_roll_forward: anstey 2030/31 differs by 12.00")
 
     monkeypatch.setattr("cml.cli.build_forecast", failing)

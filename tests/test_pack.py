@@ -34,7 +34,7 @@ def fake_pdfs(forecast, folder: Path, info: dict) -> None:
 def model_built_once(monkeypatch, scenario_forecast) -> None:
     """The command line as a user runs it, with the model (tested elsewhere) built once: these
     tests are about the folder, not the figures."""
-    monkeypatch.setattr("cml.cli.build_forecast", lambda inputs, scenarios, steps: scenario_forecast)
+    monkeypatch.setattr("cml.cli.build_forecast", lambda inputs, scenarios, steps, recommendation: scenario_forecast)
 
 
 def forecast_cli(*args: str):

@@ -101,3 +101,16 @@ def test_validate_reports_a_bad_sensitivity_file_and_a_step_dated_outside_the_fo
         encoding="utf-8")
     result = CliRunner().invoke(main, ["validate", "--inputs", str(inputs_dir)])
     assert result.exit_code == 1 and "sensitivity.toml" in result.output and "levers.one_off_year" in result.output
+
+
+def test_the_portfolio_sensitivity_counts_the_libraries_of_the_library_table(scenario_forecast):
+    """The cabinet report's "libraries run out" per step and side is the count of libraries whose
+    run-out year the per-library table gives, and the baseline count is the summary's."""
+    by_library = scenario_forecast.sensitivity
+    counted = by_library[by_library["run_out_year"].notna()].groupby(["step", "direction"]).size()
+    portfolio = scenario_forecast.portfolio_sensitivity.set_index(["step", "direction"])
+    assert portfolio["libraries_running_out"].to_dict() == counted.reindex(portfolio.index, fill_value=0).to_dict()
+    summary = scenario_forecast.summary
+    baseline_count = int(summary.loc[summary["scenario"] == BASELINE, "run_out_year"].notna().sum())
+    assert (portfolio["libraries_running_out_baseline"] == baseline_count).all()
+    assert (portfolio.loc[("fund_cap", "up"), "council_cost_change"]) == 0.0
