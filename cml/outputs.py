@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cml import __version__
@@ -117,6 +118,7 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "fund_ledger": forecast.fund[FUND_LEDGER_COLUMNS],
         "leases": forecast.leases.assign(lease_end=forecast.leases["lease_end"].dt.strftime("%Y-%m-%d"))[LEASE_COLUMNS],
         "targets": forecast.targets,
+        "peers": forecast.peers.replace(np.inf, np.nan),  # blank: not depleting (the heading says so)
         "risk": forecast.risk.drop(columns="year"),
         "portfolio_risk": forecast.portfolio_risk.drop(columns="year"),
         "fits": forecast.fits,
