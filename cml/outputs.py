@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cml import __version__
@@ -121,6 +122,7 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "portfolio_sensitivity": forecast.portfolio_sensitivity,
         "reserves_requirement": forecast.reserves_requirement,
         "reserves_risks": forecast.reserves_risks,
+        "peers": forecast.peers.replace(np.inf, np.nan),  # blank: not depleting (the heading says so)
         "risk": forecast.risk.drop(columns="year"),
         "portfolio_risk": forecast.portfolio_risk.drop(columns="year"),
         "fits": forecast.fits,

@@ -49,6 +49,7 @@ from cml.fund import DISCRETIONARY, Flows, FundRules, central_flows, library_yea
 from cml.forecasting import Fits, fit_models
 from cml.fy import fy_label, fy_of_dates, parse_fy, year_ranges
 from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, OTHER_GRANTS, Assumptions, Inputs
+from cml.peers import peer_table
 from cml.scenarios import BASELINE, Recommendation, Scenario, StepRun
 from cml.simulation import (
     Exposure,
@@ -107,6 +108,7 @@ class Forecast:
     recommendation: Recommendation | None = None  # the option the report recommends (inputs/recommendation.toml)
     reserves_risks: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library and risk (cml.reserves_policy)
     reserves_requirement: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: risk-based requirement
+    peers: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: beside the portfolio's quartiles (cml.peers)
     portfolio_risk: pd.DataFrame = field(default_factory=pd.DataFrame)  # per scenario, year
     fits: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: fitted growth (baseline's cut-off)
     fit_records: tuple = ()  # per model: which was used, converged, warnings, fallback (run.json)
@@ -975,6 +977,7 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario], steps: list[StepRu
         projection=projection,
         lines=stack("lines"),
         summary=summarise(projection, libraries, council, baseline_assumptions.annual_gap_years),
+        peers=peer_table(projection),
         portfolio=portfolio_by_year(projection, council, fund),
         libraries=libraries,
         trustee_projections=inputs.trustee_projections.assign(financial_year=lambda t: t["year"].map(fy_label)),

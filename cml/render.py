@@ -58,6 +58,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from cml.backtest import BACKTEST_DRAWS, describe_cutoffs
 from cml.fy import fy_end, fy_label, parse_fy, year_ranges
 from cml.inputs import CONTINGENCY_GRANT
+from cml.peers import CHANGE_YEARS, FROM_NIL_OR_BELOW, QUARTILES
 from cml.projection import Forecast, comparison_years, option_comparison
 from cml.scenarios import BASELINE
 
@@ -163,6 +164,18 @@ def pct(fraction: float) -> str:
     """
     tenths = _half_up(fraction * 100, 1)
     return f"{tenths.normalize():f}%" if tenths != tenths.to_integral_value() else f"{tenths.to_integral_value()}%"
+
+
+def years_left(value: float) -> str:
+    """Years reserves last, to one decimal place: "not depleting" when infinite (a surplus),
+    "none left" at nil (already gone).
+
+    >>> years_left(7.254), years_left(float("inf")), years_left(0.0)
+    ('7.3', 'not depleting', 'none left')
+    """
+    if math.isinf(value):
+        return "not depleting"
+    return "none left" if value == 0 else f"{_half_up(value, 1):.1f}"
 
 
 def long_date(day: date) -> str:
@@ -605,6 +618,38 @@ def sensitivity_context(forecast: Forecast, library_id: str, horizon: str) -> di
                       "higher": [s["higher"]["change"] if s["higher"] else None for s in steps]}}
 
 
+def _peer_figure(indicator: str, value: float) -> str:
+    """One figure of the peers table as the indicator reads (months, a percentage, years); a
+    quartile no library is ranked for has none to compare."""
+    if math.isnan(value):
+        return "none to compare"
+    return {"months_of_reserves": months, "years_to_depletion": years_left}.get(indicator, pct)(value)
+
+
+def peers_context(forecast: Forecast, library_id: str) -> dict:
+    """The "Among its peers" table: this library's figure on each indicator of
+    :mod:`cml.peers`, the portfolio's quartiles and where it stands, formatted. A library not
+    ranked on an indicator shows why in place of the figure (or its change in pounds, where a
+    percentage of nil or less means nothing)."""
+    row = forecast.peers[forecast.peers["library_id"] == library_id].iloc[0]
+    latest, since = row["accounts_to"], row["reserves_change_from"]
+    labels = {"months_of_reserves": "Months of reserves (cover)",
+              "reserves_change_share": f"Change in free reserves since {since}",
+              "years_to_depletion": "Years left at that year's deficit",
+              "council_share": "Share of income from the council",
+              "self_generated_share": "Share of income it raised itself"}
+    rows = []
+    for indicator, label in labels.items():
+        standing, value = row[f"{indicator}_standing"], row[indicator]
+        ranked = not math.isnan(value)
+        shown = (_peer_figure(indicator, value) if ranked
+                 else money(row["reserves_change"]) if standing == FROM_NIL_OR_BELOW else standing)
+        rows.append({"label": label, "value": shown,
+                     **{q: _peer_figure(indicator, row[f"{indicator}_{q}"]) for q in QUARTILES},
+                     "standing": standing if ranked or standing == FROM_NIL_OR_BELOW else "not ranked"})
+    return {"rows": rows, "accounts_to": latest, "libraries": int(row["libraries"]), "change_years": CHANGE_YEARS}
+
+
 def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dict:
     """Everything one library's briefing shows, as plain data.
 
@@ -635,7 +680,8 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
         "horizon": years[-1]["financial_year"],
         "library": {"name": library["name"], "library_id": library_id,
                     "transfer_date": long_date(library["transfer_date"]),
-                    "reserves_target_months": float(library["reserves_target_months"])},
+                    "reserves_target_months": float(library["reserves_target_months"]),
+                    "original_running_costs": float(library["original_running_costs"])},
         "rag_rule": rag_rule(forecast),
         "method": method_context(forecast, library_id),
         "cafe_ratio": _cafe_ratio(forecast, library_id),
@@ -653,6 +699,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
         "action": action_context(forecast, library_id),
         "reserves": reserves_context(forecast, library_id),
         "sensitivity": sensitivity,
+        "peers": peers_context(forecast, library_id),
         "years": years,
         "scenarios": _scenario_rows(forecast, library_id),
         "first_forecast_year": fy_label(parse_fy(library["last_actual_year"]) + 1),

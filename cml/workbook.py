@@ -54,6 +54,15 @@ class Column:
     kind: str = "text"
 
 
+PEER_INDICATORS = {  # indicator: heading, kind, and what a blank means for the library's figure and for a quartile
+    "months_of_reserves": ("Months of reserves, latest accounts", "months", "", ""),
+    "reserves_change_share": ("Change in free reserves over three years, share of the earlier figure", "share",
+                              " (blank: not ranked)", ""),
+    "years_to_depletion": ("Years free reserves last at the latest year's deficit", "number",
+                           " (blank: not depleting)", " (blank: not depleting)"),
+    "council_share": ("Share of income from the council (grant and contingency fund), latest accounts", "share", "", ""),
+    "self_generated_share": ("Share of income self-generated, latest accounts", "share", "", ""),
+}
 COLUMNS: dict[str, Column] = {
     # keys and labels
     "scenario": Column("Scenario"),
@@ -234,6 +243,17 @@ COLUMNS: dict[str, Column] = {
     "libraries_running_out_change": Column("Change in libraries running out", "count"),
     "council_cost_baseline": Column("Council cost: this forecast (£)", "money"),
     "council_cost_change": Column("Change in the council's cost (£)", "money"),
+    # among its peers (peers): each indicator, the portfolio's quartiles of it, and where the library stands
+    "reserves_change_from": Column("Change in free reserves measured from the end of"),
+    "reserves_change": Column("Change in free reserves over three years (£)", "money"),
+    "libraries": Column("Libraries in the portfolio compared", "count"),
+    **{indicator: Column(heading + blank, kind) for indicator, (heading, kind, blank, _) in PEER_INDICATORS.items()},
+    **{f"{indicator}_{quartile}": Column(f"{heading}: {words} of all libraries{blank}", kind)
+       for indicator, (heading, kind, _, blank) in PEER_INDICATORS.items()
+       for quartile, words in (("lower_quartile", "lower quartile"), ("median", "median"),
+                               ("upper_quartile", "upper quartile"))},
+    **{f"{indicator}_standing": Column(f"{heading}: where the library stands")
+       for indicator, (heading, *_) in PEER_INDICATORS.items()},
     **{f"free_reserves_p{p}": Column(f"Free reserves: {p}th percentile of the futures (£)", "money") for p in PERCENTILES},
     **{f"combined_free_reserves_p{p}": Column(f"All libraries' free reserves: {p}th percentile of the futures (£)",
                                               "money") for p in PERCENTILES},
@@ -249,7 +269,8 @@ SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summa
                "portfolio_risk": "Risk, all libraries", "fits": "Fitted growth",
                "targets": "Fundraising targets", "sensitivity": "What moves the answer",
                "portfolio_sensitivity": "What moves it, all libraries",
-               "reserves_requirement": "Reserves its risks need", "reserves_risks": "Reserves risks"}
+               "reserves_requirement": "Reserves its risks need", "reserves_risks": "Reserves risks",
+               "peers": "Among its peers"}
 DEFINITIONS = [
     ("Free reserves", ("Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "
                       "what a library could spend on running costs.")),
@@ -267,6 +288,11 @@ DEFINITIONS = [
     ("Contingency fund", ("Pays programme grants first, then building failures, then libraries whose free reserves "
                          "fall below a floor, fewest months of cover first, until it runs dry; what it cannot pay "
                          "is unmet.")),
+    ("Among its peers", ("Each library's latest accounts beside all the libraries in the run (baseline): the median "
+                         "is the middle library, a quarter lie below the lower quartile and a quarter above the upper "
+                         "one (Excel's QUARTILE.INC). Change in free reserves: over three years, as a share of the "
+                         "earlier figure (only in pounds, and not ranked, where that was nil or below). Years free "
+                         "reserves last: divided by the latest year's deficit.")),
     ("Actual or forecast", "Actual: from the library's accounts. Forecast: projected by cml."),
     ("Money", ("Pounds, rounded to the penny and shown to the pound; negatives in brackets. Totals are computed from "
               "unrounded figures, so figures may not sum due to rounding.")),

@@ -291,6 +291,33 @@ def test_briefing_has_two_to_six_pages_each_with_the_footer(forecast, briefed_li
         assert "Illustrative data" in page and "24 November 2025" in page
 
 
+def test_plain_words_end_the_briefing_with_the_settings_of_this_run(forecast, briefed_library: str,
+                                                                    briefing: Path) -> None:
+    """The glossary is on the last page, and a definition that depends on a setting (the RAG lines,
+    the horizon, the fund's caps, the library's policy and taper) reads it from the context: change
+    the setting and the words follow."""
+    last_page = pdf_pages(briefing)[-1]
+    assert "Plain words" in last_page
+    for term in ("Free reserves:", "Designated funds:", "Months of cover:", "RAG:", "Taper:",
+                 "Full or internal repairing lease:", "Horizon:", "Contingency fund:", "Reserves policy:"):
+        assert term in last_page, term
+    context = briefing_context(forecast, briefed_library, RUN_INFO)
+    assert f"Horizon: the last year this forecast looks ahead to: {context['horizon']}." in last_page
+    context["rag_rule"] |= {"red_below_months": 2, "amber_below_months": 9, "not_green_within_years": 4}
+    context["horizon"] = "2040/41"
+    context["fund"]["cap_per_claim"] = 7500
+    context["library"] |= {"reserves_target_months": 4.0, "original_running_costs": 12345.0}
+    html = template_environment().get_template("briefing.html").render(**context, charts={
+        name: {"markup": ""} for name in context["chart_data"]})
+    words = re.sub(r"\s+", " ", html[html.index("Plain words"):])
+    assert ("Red under 2.0 months of cover, or run out; Amber under 9.0 months (or the reserves policy, if longer), "
+            "or running out within 4 years") in words
+    assert "looks ahead to: 2040/41." in words and "up to £7,500 a claim" in words
+    assert "4 months' spending for this library" in words
+    assert "the £12,345 a year the library cost to run when it transferred" in words
+    assert f"the last was in {context['headline']['last_grant_year']}" in words
+
+
 def boxes_past_the_right_margin(html: str) -> list[str]:
     """Every laid-out box (text, cell, table) whose right edge runs into the page's right margin."""
     from weasyprint.formatting_structure.boxes import MarginBox
@@ -428,7 +455,7 @@ def test_pdf_has_language_title_and_described_charts(forecast, briefed_library: 
     assert reader.trailer["/Root"]["/Lang"] == "en-GB"
     assert reader.metadata.title.endswith("sustainability briefing")
     alts = figures_alt_text(briefing)
-    assert len(alts) == 2 and all(len(alt) > 80 for alt in alts)
+    assert len(alts) == 3 and all(len(alt) > 80 for alt in alts)  # reserves, income, what moves the answer
     summary = forecast.summary.set_index(["scenario", "library_id"]).loc[(BASELINE, briefed_library)]
     assert money(summary["horizon_free_reserves"]) in alts[0]
 
