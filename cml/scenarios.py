@@ -78,6 +78,36 @@ SETTINGS: dict[str, Setting] = {
     "levers.one_off_cost": MONEY,
     "levers.one_off_year": Setting("fy"),
 }
+# How each setting reads in a sentence (`cml scenarios`, a what-if's description in its briefing).
+SETTING_WORDS = {
+    "fund.opening_year": "contingency fund opens in", "fund.opening_balance": "contingency fund opening balance",
+    "fund.top_ups": "contingency fund top-ups", "fund.reserves_floor_months": "fund pays below (months of cover)",
+    "fund.cap_per_claim": "fund cap per claim", "fund.cap_per_library": "fund cap per library",
+    "fund.pays_building_failures": "fund pays building failures",
+    "fund.pays_reserves_floor": "fund tops up libraries below the reserves floor",
+    "lease.new_lease_years": "new lease on top of the unexpired term (years)",
+    "shocks.council_income_cuts": "council decisions that cut a library's income",
+    "lease.threshold_years": "lease may be extended with (years or less left)",
+    "lease.extension_years": "lease extension (years)", "lease.library_fees": "library's fees per extension",
+    "lease.council_fees": "council's fees per extension",
+    "funders.min_lease_years": "funders want a lease of (years)",
+    "funders.other_grants_lost_share": "share of other grants lost while the lease is short",
+    "council.takes_fabric_repairs": "council takes the building fabric repairs",
+    "council.takes_running_costs": "council takes all running costs",
+    "shocks.closure_year": "closure in", "shocks.closure_weeks": "closure (weeks)",
+    "shocks.weekly_loss": "income lost per week of closure", "shocks.recovery": "recovery after closure",
+    "shocks.business_grants": "Covid business grants", "shocks.building_failures": "building failures",
+    "levers.libraries": "trustees' levers apply to", "levers.reserves_target_months": "reserves target (months)",
+    "levers.use_reserves_target": "use the reserves target", "levers.cost_change": "change in costs",
+    "levers.income_change": "change in income", "levers.extra_income": "extra income a year",
+    "levers.saving": "saving a year", "levers.one_off_cost": "one-off cost",
+    "levers.one_off_year": "one-off cost in",
+    "forecast.actuals_to": "accounts used up to", "forecast.horizon": "forecast to",
+}
+MONEY_SETTINGS = {"fund.opening_balance", "fund.cap_per_claim", "fund.cap_per_library", "lease.library_fees",
+                  "lease.council_fees", "shocks.weekly_loss", "levers.one_off_cost",
+                  "levers.extra_income", "levers.saving"}
+SHARE_SETTINGS = {"funders.other_grants_lost_share", "levers.cost_change", "levers.income_change"}
 SECTIONS = {key.split(".")[0] for key in SETTINGS} | set(KNOWN_SETTINGS)
 ASSUMPTION_KEYS = {f"{section}.{key}" for section, keys in KNOWN_SETTINGS.items() for key in keys}
 
@@ -93,6 +123,39 @@ class Scenario:
 
     def __getitem__(self, key: str) -> Any:
         return self.settings[key]
+
+
+def describe_value(key: str, value) -> str:
+    """A setting's value as a sentence would give it."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        if not value:
+            return "none"
+        if all(isinstance(item, dict) for item in value):
+            rows = [", ".join(str(v) for v in item.values() if v != "") for item in value]
+            return "; ".join(rows) if len(rows) <= 4 else f"{len(rows)} entries: " + "; ".join(rows[:3]) + "; ..."
+        return ", ".join(str(item) for item in value)
+    if value == "":
+        return "none"
+    if key in MONEY_SETTINGS and isinstance(value, int | float):
+        return f"£{value:,.0f}"
+    if key in SHARE_SETTINGS and isinstance(value, int | float):
+        return f"{value:+.0%}" if key.startswith("levers.") else f"{value:.0%}"
+    return str(value)
+
+
+def scenario_changes(scenario: Scenario, parent: Scenario | None) -> list[str]:
+    """What ``scenario`` sets differently from ``parent``, in words: 'lease extension (years): 10 (instead of 5)'."""
+    if parent is None:
+        return []
+    changes = []
+    for key, value in scenario.settings.items():
+        if key in ("description", "inherits") or parent.settings.get(key) == value:
+            continue
+        words = SETTING_WORDS.get(key, key.replace(".", ": ").replace("_", " "))
+        changes.append(f"{words}: {describe_value(key, value)} (instead of {describe_value(key, parent.settings.get(key, ''))})")
+    return changes
 
 
 def flatten(table: dict, prefix: str = "") -> dict[str, Any]:
@@ -339,7 +402,7 @@ def _what_if(baseline: Scenario, overrides: dict[str, Any], assumptions: Assumpt
         elif key in SETTINGS and (reason := check_value(key, value)):
             problems.append(Problem("--set", None, key, reason))
     settings = {**baseline.settings, **overrides, "inherits": BASELINE}
-    description = "What if: " + ", ".join(f"{k} = {v}" for k, v in overrides.items())
+    description = "What if: " + "; ".join(scenario_changes(Scenario(WHAT_IF, "", settings, baseline.assumptions), baseline))
     return Scenario(WHAT_IF, description, settings, _assumptions_for(settings, assumptions, "--set", WHAT_IF, problems))
 
 

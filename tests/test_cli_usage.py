@@ -37,8 +37,8 @@ def test_scenarios_lists_what_each_changes_from_its_parent() -> None:
     assert result.exit_code == 0, result.output
     text = result.output
     assert "option_1 (from baseline):" in text
-    assert "    new lease on top of the unexpired term (years): 0 -> 10" in text
-    assert "    council takes the building fabric repairs: no -> yes" in text
+    assert "    new lease on top of the unexpired term (years): 10 (instead of 0)" in text
+    assert "    council takes the building fabric repairs: yes (instead of no)" in text
     baseline_block = text.split("\n", 1)[0]
     assert baseline_block.startswith("baseline:")
 
