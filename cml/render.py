@@ -60,7 +60,7 @@ from cml.fy import fy_end, fy_label, parse_fy, year_ranges
 from cml.inputs import CONTINGENCY_GRANT
 from cml.peers import CHANGE_YEARS, FROM_NIL_OR_BELOW, QUARTILES
 from cml.projection import Forecast, comparison_years, option_comparison
-from cml.scenarios import BASELINE
+from cml.scenarios import BASELINE, SETTING_WORDS, WHAT_IF
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -650,10 +650,47 @@ def peers_context(forecast: Forecast, library_id: str) -> dict:
     return {"rows": rows, "accounts_to": latest, "libraries": int(row["libraries"]), "change_years": CHANGE_YEARS}
 
 
+def what_if_sentence(run_out: str | None, base_run_out: str | None, horizon: str, free: float, base_free: float) -> str:
+    """The difference a what-if makes, in one sentence a treasurer reads.
+
+    >>> what_if_sentence("2030/31", "2028/29", "2034/35", -5000.0, -32295.0)
+    'Free reserves run out in 2030/31 instead of 2028/29, 2 years later, and end 2034/35 at £(5,000) instead of £(32,295): £27,295 better.'
+    >>> what_if_sentence(None, "2028/29", "2034/35", 1200.0, -300.0)
+    'Free reserves no longer run out by 2034/35 (the baseline: in 2028/29), and end 2034/35 at £1,200 instead of £(300): £1,500 better.'
+    """
+    if run_out == base_run_out:
+        when = f"still run out in {run_out}" if run_out else f"still last beyond {horizon}"
+    elif run_out is None:
+        when = f"no longer run out by {horizon} (the baseline: in {base_run_out})"
+    elif base_run_out is None:
+        when = f"now run out in {run_out} (the baseline: not by {horizon})"
+    else:
+        years = parse_fy(run_out) - parse_fy(base_run_out)
+        when = (f"run out in {run_out} instead of {base_run_out}, {abs(years)} year{'s' if abs(years) != 1 else ''} "
+                f"{'later' if years > 0 else 'earlier'}")
+    change = free - base_free
+    by = "no different" if abs(change) < 0.5 else f"{money(abs(change))} {'better' if change > 0 else 'worse'}"
+    return f"Free reserves {when}, and end {horizon} at {money(free)} instead of {money(base_free)}: {by}."
+
+
+def what_if_context(forecast: Forecast, summaries: pd.DataFrame) -> dict:
+    """A what-if briefing's lead box: the changed settings in words and the difference from the baseline."""
+    description = forecast.scenarios.set_index("scenario").loc[WHAT_IF, "description"]
+    applies_to = SETTING_WORDS["levers.libraries"] + ":"  # the briefing is of the library the levers are aimed at
+    changes = [c for c in description.removeprefix("What if: ").split("; ") if not c.startswith(applies_to)]
+    lead, base = summaries.loc[WHAT_IF], summaries.loc[BASELINE]
+    horizon = forecast.projection["financial_year"].max()
+    return {"changes": changes, "baseline_run_out_year": base["run_out_year"],
+            "baseline_horizon_free_reserves": float(base["horizon_free_reserves"]),
+            "sentence": what_if_sentence(lead["run_out_year"], base["run_out_year"], horizon,
+                                         float(lead["horizon_free_reserves"]), float(base["horizon_free_reserves"]))}
+
+
 def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dict:
     """Everything one library's briefing shows, as plain data.
 
-    The headline, the table and the reserves chart use the baseline scenario; the scenarios
+    The headline, the table and the charts use the baseline scenario, or a trustee's what-if
+    when the run has one (it leads its own briefing, the baseline beside it); the scenarios
     table shows every scenario in ``forecast.summary``, so new scenarios appear without a
     template change.
     """
@@ -661,15 +698,16 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
     if not library:
         raise KeyError(f"no library with id {library_id!r}")
     library = library[0]
-    is_library = forecast.projection["library_id"] == library_id
-    projection = forecast.projection[is_library & (forecast.projection["scenario"] == BASELINE)].sort_values("year")
     summaries = forecast.summary[forecast.summary["library_id"] == library_id].set_index("scenario")
-    baseline = summaries.loc[BASELINE]
+    lead_name = WHAT_IF if WHAT_IF in summaries.index else BASELINE  # a trustee's what-if leads its own briefing
+    is_library = forecast.projection["library_id"] == library_id
+    projection = forecast.projection[is_library & (forecast.projection["scenario"] == lead_name)].sort_values("year")
+    baseline = summaries.loc[lead_name]
     years = _year_rows(projection)
-    lines = forecast.lines[(forecast.lines["library_id"] == library_id) & (forecast.lines["scenario"] == BASELINE)]
+    lines = forecast.lines[(forecast.lines["library_id"] == library_id) & (forecast.lines["scenario"] == lead_name)]
     trustees = forecast.trustee_projections[forecast.trustee_projections["library_id"] == library_id]
     chart_years = {"financial_year": [r["financial_year"] for r in years], "actual": [r["actual"] for r in years]}
-    own_risk = forecast.risk[(forecast.risk["library_id"] == library_id) & (forecast.risk["scenario"] == BASELINE)]
+    own_risk = forecast.risk[(forecast.risk["library_id"] == library_id) & (forecast.risk["scenario"] == lead_name)]
     risk = risk_context(own_risk, parse_fy(library["last_actual_year"]) + 1)
     last_actual_free = [r["free_reserves"] for r in years if r["actual"]][-1]
     sensitivity = sensitivity_context(forecast, library_id, years[-1]["financial_year"])
@@ -696,6 +734,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
             "why": why_sentence(baseline["last_grant_year"], library["last_actual_year"], baseline["annual_gap"],
                                 baseline["annual_gap_years"], runs_out=baseline["run_out_year"] is not None),
         },
+        "what_if": what_if_context(forecast, summaries) if lead_name == WHAT_IF else None,
         "action": action_context(forecast, library_id),
         "reserves": reserves_context(forecast, library_id),
         "sensitivity": sensitivity,

@@ -233,6 +233,26 @@ def test_what_reserves_to_hold_lists_the_scored_risks_and_their_sum(forecast, br
                 f"{money(summary['lowest_free_reserves'])} in {summary['lowest_year']}") in text
 
 
+def test_a_what_if_leads_its_briefing_with_the_changes_in_words_and_the_difference(shipped, tmp_path: Path) -> None:
+    """``--set levers.cost_change=-0.1`` aimed at one library: the briefing's headline is the
+    what-if's run-out year with the baseline's beside it, the change reads in words, and one
+    sentence gives the difference at the horizon."""
+    overrides = {"levers.libraries": ["east-goscote"], "levers.cost_change": -0.1}
+    forecast = build_forecast(shipped, load_scenarios(SHIPPED / SCENARIO_FILE, shipped.assumptions, overrides))
+    summary = forecast.summary.set_index(["scenario", "library_id"])
+    lead, base = summary.loc[("what_if", "east-goscote")], summary.loc[(BASELINE, "east-goscote")]
+    assert lead["horizon_free_reserves"] > base["horizon_free_reserves"]
+    path = render_briefing(forecast, "east-goscote", tmp_path / "what-if.pdf", RUN_INFO)
+    first_page = " ".join(pdf_pages(path)[0].split())
+    assert "What-if briefing" in first_page and "Change in costs: -10% (instead of +0%)" in first_page
+    assert "Trustees' levers apply to" not in first_page
+    run_out = lead["run_out_year"]
+    assert f"Reserves run out {'in ' + run_out if run_out else 'not by 2034/35'} (baseline: {base['run_out_year']})" in first_page
+    better = money(lead["horizon_free_reserves"] - base["horizon_free_reserves"])
+    assert (f"end 2034/35 at {money(lead['horizon_free_reserves'])} instead of {money(base['horizon_free_reserves'])}: "
+            f"{better} better.") in first_page
+
+
 def test_method_note_gives_the_dated_cost_inflation_of_the_baseline_years(forecast, briefing: Path) -> None:
     """The shipped cost inflation: 3% into 2024/25, 3.5% into 2025/26, then growth.costs 2.5%. The
     years are the baseline's forecast years (not those of a scenario re-run from earlier accounts)."""
