@@ -382,7 +382,7 @@ def tornado_chart(data: dict, fmt: str = "svg") -> Chart:
                 linewidth=0.3, label=f"setting {side}")
         for r, v, given in zip(rows, values, data[side], strict=True):
             if given is not None:
-                ax.text(v, r + offset, f" {money(v)} ", va="center",
+                ax.text(v, r + offset, f" {money(v)} " if abs(v) >= 0.5 else " no change", va="center",
                         ha="left" if v >= 0 else "right", fontsize=6.5, color="#333333")
     ax.axvline(0, color="#000000", linewidth=0.8)
     ax.set_yticks(rows, [textwrap.fill(_text(label), 28) for label in labels], fontsize=7.5)

@@ -32,7 +32,8 @@ PROJECTION_COLUMNS = [
 ]
 PORTFOLIO_COLUMNS = [
     "scenario", "financial_year", "libraries_red", "libraries_amber", "libraries_green", "council_grant",
-    "income", "expenditure", "deficit", "closing_reserves", "free_reserves", "fund_top_ups", "free_reserves_supported",
+    "income", "expenditure", "deficit", "closing_reserves", "free_reserves", "free_reserves_held", "free_reserves_short",
+    "fund_top_ups", "free_reserves_supported",
     "council_cost_council_grant", "council_cost_fund_payments", "council_cost_running_costs",
     "council_cost_fabric_repairs", "council_cost_lease_fees", "council_cost_interim_provision", "council_cost_total",
     "council_new_money", "fund_closing", "fund_unmet_over_caps", "fund_unmet_fund_empty",

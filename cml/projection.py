@@ -514,7 +514,10 @@ def portfolio_by_year(projection: pd.DataFrame, council: pd.DataFrame, fund: pd.
     """Per scenario and year: libraries by RAG, money summed over libraries, council cost, fund.
 
     ``deficit`` is the sum of the deficits of libraries in deficit (a positive number), not
-    the net of surpluses and deficits: it is what the libraries must find from reserves.
+    the net of surpluses and deficits: it is what the libraries must find from reserves. Likewise
+    ``free_reserves_held`` adds up the libraries with free reserves and ``free_reserves_short`` the
+    shortfall of those below nil, so a committee never reads one library's shortfall as netted off
+    against another's reserves (``free_reserves`` is the net).
     ``council_cost_*`` columns are the council's spending by component and in total;
     ``council_new_money`` leaves out what the contingency fund pays from money already earmarked.
     ``fund_*`` columns come from the contingency fund's ledger.
@@ -522,9 +525,11 @@ def portfolio_by_year(projection: pd.DataFrame, council: pd.DataFrame, fund: pd.
     keys = ["scenario", "year", "financial_year"]
     counts = pd.crosstab([projection[k] for k in keys], projection["rag"]).reindex(columns=list(RAG_ORDER), fill_value=0)
     counts.columns = [f"libraries_{c.lower()}" for c in counts.columns]
-    money = projection.assign(deficit=(-projection["surplus"]).clip(lower=0)).groupby(keys)[
-        ["council_grant", "income", "expenditure", "deficit", "closing_reserves", "free_reserves", "fund_top_ups",
-         "free_reserves_supported"]
+    money = projection.assign(deficit=(-projection["surplus"]).clip(lower=0),
+                              free_reserves_held=projection["free_reserves"].clip(lower=0),
+                              free_reserves_short=(-projection["free_reserves"]).clip(lower=0)).groupby(keys)[
+        ["council_grant", "income", "expenditure", "deficit", "closing_reserves", "free_reserves", "free_reserves_held",
+         "free_reserves_short", "fund_top_ups", "free_reserves_supported"]
     ].sum()
     cost = council.pivot_table(index=["scenario", "year", "financial_year"], columns="component", values="amount",
                                aggfunc="sum", fill_value=0.0)

@@ -592,7 +592,8 @@ def reserves_context(forecast: Forecast, library_id: str) -> dict:
     below_from = summary["below_requirement_from"]
     return summary | {"risks": [r for r in risks if r["amount"] > 0], "not_scored": [r for r in risks if r["amount"] == 0],
                       "below_requirement_from": below_from if isinstance(below_from, str) else None,
-                      "covers_shortfall": summary["requirement"] >= summary["shortfall_1_in_10"]}
+                      "covers_shortfall": summary["requirement"] >= summary["shortfall_1_in_10"],
+                      "safer_hold": max(summary["requirement"], summary["shortfall_1_in_10"])}
 
 
 def sensitivity_context(forecast: Forecast, library_id: str, horizon: str) -> dict | None:
@@ -777,7 +778,10 @@ def library_sums(forecast: Forecast) -> pd.DataFrame:
     """
     projection = forecast.projection
     keys = [projection["scenario"], projection["year"]]
-    sums = projection.assign(deficit=(-projection["surplus"]).clip(lower=0)).groupby(keys)[list(PORTFOLIO_MONEY)].sum()
+    sums = projection.assign(deficit=(-projection["surplus"]).clip(lower=0),
+                             free_reserves_held=projection["free_reserves"].clip(lower=0),
+                             free_reserves_short=(-projection["free_reserves"]).clip(lower=0)).groupby(keys)[
+        [*PORTFOLIO_MONEY, "free_reserves_held", "free_reserves_short"]].sum()
     counts = projection.groupby(keys)["rag"].value_counts().unstack(fill_value=0)
     for status in RAG_ORDER:
         sums[f"libraries_{status.lower()}"] = counts.get(status, 0)

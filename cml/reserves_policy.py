@@ -27,7 +27,7 @@ from cml.fy import fy_label
 
 REQUIREMENT_COLUMNS = ["library_id", "financial_year", "requirement", "reserves_target_now", "policy_months",
                        "free_reserves_now", "holds", "lowest_free_reserves", "lowest_year", "below_requirement_from",
-                       "spare_at_lowest",
+                       "lowest_1_in_10", "lowest_1_in_10_year", "spare_at_lowest",
                        "shortfall_1_in_10", "shortfall_year", "verdict"]
 RISK_COLUMNS = ["library_id", "risk", "label", "basis", "of", "of_label", "impact", "exposure", "probability",
                 "impact_pounds", "amount"]
@@ -86,27 +86,32 @@ def score_risks(risks: pd.DataFrame, libraries: pd.DataFrame, latest_lines: pd.D
 def simulated_shortfall(risk: pd.DataFrame, years_ahead: int) -> pd.DataFrame:
     """Per library: how far below the middle future free reserves are in 1 future in 10,
     ``years_ahead`` forecast years on (the 50th less the 10th percentile): the test a risk-based
-    requirement should pass."""
+    requirement should pass; and the lowest free reserves fall to in 1 future in 10 (the 10th
+    percentile's low point over the forecast years), which is what "more than it needs" is judged on."""
     first = risk.groupby("library_id")["year"].transform("min")
     at = risk[risk["year"] == first + years_ahead - 1].set_index("library_id")
+    low = risk.loc[risk.groupby("library_id")["free_reserves_p10"].idxmin()].set_index("library_id")
     return pd.DataFrame({"shortfall_1_in_10": at["free_reserves_p50"] - at["free_reserves_p10"],
-                         "shortfall_year": at["financial_year"]})
+                         "shortfall_year": at["financial_year"], "lowest_1_in_10": low["free_reserves_p10"],
+                         "lowest_1_in_10_year": low["financial_year"]})
 
 
-def verdict(free_now: pd.Series, lowest: pd.Series, requirement: pd.Series, policy: pd.Series,
-            far_more_than: float) -> pd.Series:
+def verdict(free_now: pd.Series, lowest: pd.Series, lowest_1_in_10: pd.Series, requirement: pd.Series,
+            policy: pd.Series, far_more_than: float) -> pd.Series:
     """``short``: below what its risks call for now; ``short_later``: enough now, but the forecast's
-    deficits take it below; ``far_more``: even at its lowest forecast point above ``far_more_than``
-    times the higher of the requirement and the flat policy (told as plainly as one holding too
-    little: CC19 asks trustees to explain or use such reserves); else ``enough``. Reserves that
-    the forecast's own deficits will use are not spare, so "far more" is judged at the low point.
+    deficits take it below; ``far_more``: even in 1 future in 10, at its lowest point, above
+    ``far_more_than`` times the higher of the requirement and the flat policy (told as plainly as
+    one holding too little: CC19 asks trustees to explain or use such reserves); else ``enough``.
+    Reserves that the forecast's own deficits, or a bad run of years, would use are not spare, so
+    "far more" is judged at the low point of a bad future, not today.
 
-    >>> verdict(pd.Series([100.0, 900.0, 900.0, 300.0]), pd.Series([50.0, 800.0, -10.0, 250.0]),
-    ...         pd.Series([200.0] * 4), pd.Series([150.0] * 4), 2.0).tolist()
-    ['short', 'far_more', 'short_later', 'enough']
+    >>> verdict(pd.Series([100.0, 900.0, 900.0, 300.0, 900.0]), pd.Series([50.0, 800.0, -10.0, 250.0, 800.0]),
+    ...         pd.Series([0.0, 700.0, -90.0, 200.0, 350.0]), pd.Series([200.0] * 5), pd.Series([150.0] * 5),
+    ...         2.0).tolist()
+    ['short', 'far_more', 'short_later', 'enough', 'enough']
     """
     needed = np.maximum(requirement, policy)
-    return pd.Series(np.select([free_now < requirement, lowest < requirement, lowest > far_more_than * needed],
+    return pd.Series(np.select([free_now < requirement, lowest < requirement, lowest_1_in_10 > far_more_than * needed],
                                ["short", "short_later", "far_more"], default="enough"), index=free_now.index)
 
 
@@ -129,7 +134,7 @@ def reserves_requirement(scored: pd.DataFrame, now: pd.DataFrame, ahead: pd.Data
     requirement = scored.groupby("library_id")["amount"].sum().reindex(now.index, fill_value=0.0).rename("requirement")
     table = now.join(requirement).join(lowest_point(ahead, requirement)).join(shortfall)
     table["holds"] = table["free_reserves_now"] - table["requirement"]
-    table["spare_at_lowest"] = table["lowest_free_reserves"] - np.maximum(table["requirement"], table["reserves_target_now"])
-    table["verdict"] = verdict(table["free_reserves_now"], table["lowest_free_reserves"], table["requirement"],
-                               table["reserves_target_now"], far_more_than)
+    table["spare_at_lowest"] = table["lowest_1_in_10"] - np.maximum(table["requirement"], table["reserves_target_now"])
+    table["verdict"] = verdict(table["free_reserves_now"], table["lowest_free_reserves"], table["lowest_1_in_10"],
+                               table["requirement"], table["reserves_target_now"], far_more_than)
     return table.rename_axis("library_id").reset_index()[REQUIREMENT_COLUMNS]

@@ -54,7 +54,7 @@ def test_the_report_quotes_the_recommendation_with_the_model_figures(scenario_fo
     option = option_comparison(scenario_forecast).set_index("scenario").loc["option_1"]
     path = render_job(Job("portfolio.html", portfolio_context(scenario_forecast, RUN_INFO), tmp_path / "p.pdf"))
     text = " ".join(pdf_text(path).split())
-    assert "Cabinet is recommended to approve Option 1" in text
+    assert "The Committee is asked to support the recommendation to Cabinet to approve Option 1" in text
     extra = option["extra_council_new_money"]
     assert f"{money(abs(extra))} {'more' if extra >= 0 else 'less'} new Council money than the status quo" in text
     assert (f"In the simulated futures {option['simulated_running_out_mean']:.0f} libraries run out by 2034/35 under it "

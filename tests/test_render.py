@@ -179,9 +179,9 @@ def test_action_box_gives_the_solved_targets_rounded_up_on_page_one(forecast, br
     assert target["extra_income"] > target["saving"] > 0
     first_page = " ".join(pdf_pages(briefing)[0].split())
     assert (f"Raise {money_up(target['extra_income'])} a year more from {target['from_financial_year']} "
-            f"(about {money_up(target['extra_income'] / 52)} a week") in first_page
+            f"(about {money(target['extra_income'] / 52)} a week") in first_page
     assert f"or save {money_up(target['saving'])} a year" in first_page
-    assert (f"To be that sure in 8 in 10 futures (allowing for how far the forecast could be out): raise "
+    assert (f"To keep the policy in 8 in 10 futures (allowing for how far the forecast could be out): raise "
             f"{money_up(target['extra_income_at_confidence'])} a year or save {money_up(target['saving_at_confidence'])}"
             ) in first_page
 

@@ -49,7 +49,8 @@ def test_no_risks_need_nothing_and_each_risk_added_raises_the_requirement(shippe
     now = pd.DataFrame({"financial_year": "2023/24", "reserves_target_now": 3000.0, "policy_months": 3.0,
                         "free_reserves_now": 10000.0}, index=pd.Index(["a", "b"], name="library_id"))
     ahead = pd.DataFrame({"library_id": ["a", "b"], "year": 2024, "free_reserves": [9000.0, 9000.0]})
-    shortfall = pd.DataFrame({"shortfall_1_in_10": [0.0, 0.0], "shortfall_year": "2026/27"}, index=["a", "b"])
+    shortfall = pd.DataFrame({"shortfall_1_in_10": [0.0, 0.0], "shortfall_year": "2026/27", "lowest_1_in_10": 0.0,
+                              "lowest_1_in_10_year": "2026/27"}, index=["a", "b"])
     previous = None
     for count in range(len(shipped_risks) + 1):
         scored = score_risks(shipped_risks.iloc[:count], LIBRARIES, LATEST, RECURRING, SHORT)
@@ -61,20 +62,22 @@ def test_no_risks_need_nothing_and_each_risk_added_raises_the_requirement(shippe
         previous = requirement
 
 
-def test_far_more_is_judged_at_the_low_point_not_today():
+def test_far_more_is_judged_at_the_low_point_of_a_bad_future_not_today():
     """Both hold 20,000 now against a requirement of 2,000 and a policy of 3,000. a stays above
-    12,000 (more than twice 3,000): far more. b's deficits take it to 1,000 in 2027/28, below the
+    12,000 and in 1 future in 10 falls no lower than 9,000 (more than twice 3,000): far more, and
+    9,000 - 3,000 = 6,000 could be spent. b's deficits take it to 1,000 in 2027/28, below the
     requirement from 2026/27: short later, not "far more"."""
     now = pd.DataFrame({"financial_year": "2023/24", "reserves_target_now": 3000.0, "policy_months": 6.0,
                         "free_reserves_now": 20000.0}, index=pd.Index(["a", "b"], name="library_id"))
     ahead = pd.DataFrame({"library_id": ["a"] * 4 + ["b"] * 4, "year": [2024, 2025, 2026, 2027] * 2,
                           "free_reserves": [19000.0, 16000.0, 14000.0, 12500.0, 15000.0, 8000.0, 1500.0, 1000.0]})
     scored = pd.DataFrame({"library_id": ["a", "b"], "amount": [2000.0, 2000.0]})
-    shortfall = pd.DataFrame({"shortfall_1_in_10": [1000.0, 1000.0], "shortfall_year": "2026/27"}, index=["a", "b"])
+    shortfall = pd.DataFrame({"shortfall_1_in_10": [1000.0, 1000.0], "shortfall_year": "2026/27",
+                              "lowest_1_in_10": [9000.0, -4000.0], "lowest_1_in_10_year": "2027/28"}, index=["a", "b"])
     table = reserves_requirement(scored, now, ahead, shortfall, 2.0).set_index("library_id")
     assert table["verdict"].to_dict() == {"a": "far_more", "b": "short_later"}
     assert table.loc["b", "below_requirement_from"] == "2026/27" and table.loc["b", "lowest_year"] == "2027/28"
-    assert table.loc["a", "spare_at_lowest"] == pytest.approx(12500.0 - 3000.0)
+    assert table.loc["a", "spare_at_lowest"] == pytest.approx(9000.0 - 3000.0)
     assert lowest_point(ahead, pd.Series({"a": 0.0, "b": 0.0}))["below_requirement_from"].isna().all()
 
 

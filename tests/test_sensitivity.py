@@ -113,4 +113,7 @@ def test_the_portfolio_sensitivity_counts_the_libraries_of_the_library_table(sce
     summary = scenario_forecast.summary
     baseline_count = int(summary.loc[summary["scenario"] == BASELINE, "run_out_year"].notna().sum())
     assert (portfolio["libraries_running_out_baseline"] == baseline_count).all()
-    assert (portfolio.loc[("fund_cap", "up"), "council_cost_change"]) == 0.0
+    # interim provision is the council's cost of a closed library: it moves the council's cost, not the libraries
+    assert portfolio.loc[("interim_provision", "up"), "council_cost_change"] > 0
+    assert portfolio.loc[("interim_provision", "up"), "libraries_running_out_change"] == 0
+    assert (by_library.loc[by_library["step"] == "interim_provision", "horizon_change"] == 0).all()
