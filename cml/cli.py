@@ -34,6 +34,7 @@ from cml.pack import FULL, ONE_LIBRARY, OutputsError, OutputsFolder
 from cml.projection import Forecast, build_forecast, fit_for, project_scenario
 from cml.render import PortfolioMismatch, briefing_path, money, render_briefing, render_pack, slugify
 from cml.returns import write_template
+from cml.review import compare, load_previous
 from cml.scenarios import (
     BASELINE,
     SCENARIO_FILE,
@@ -210,9 +211,12 @@ OUTPUTS_HELP = ("Folder the pack is written to, replaced whole only on success. 
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
               help="A trustee's what-if: adds scenario 'what_if' = baseline with these settings, e.g. levers.cost_change=-0.1")
 @click.option("--no-pdf", is_flag=True, help="Skip the PDFs (CSV, Excel and run.json only); the previous pack's PDFs go.")
+@click.option("--previous", "previous_dir", type=click.Path(path_type=Path), default=None, metavar="DIR",
+              help="An earlier pack (its run.json and CSVs) to compare with: review.csv and a page in each briefing "
+                   "on what changed since that review. It may be the outputs folder itself (read before it is replaced).")
 @reports_input_errors
 def forecast(inputs_dir: Path, outputs_dir: Path | None, scenario_names: tuple[str, ...], library_id: str | None,
-             settings: tuple[str, ...], no_pdf: bool) -> None:
+             settings: tuple[str, ...], no_pdf: bool, previous_dir: Path | None) -> None:
     """Project every library's reserves to the horizon under each scenario and write the pack.
 
     Writes briefings/*.pdf, portfolio.pdf, projection.csv, portfolio.csv, summary.csv,
@@ -224,11 +228,13 @@ def forecast(inputs_dir: Path, outputs_dir: Path | None, scenario_names: tuple[s
     \b
         cml forecast --inputs inputs --outputs outputs
         cml forecast --scenario option_1 --no-pdf
+        cml forecast --previous last-year-pack --outputs outputs
         cml forecast --library anstey --set levers.cost_change=-0.1 --set levers.one_off_cost=8000 \\
             --set 'levers.one_off_year="2026/27"' --outputs what-if-anstey
     """
     run = load_run(inputs_dir, scenario_names, library_id, settings)
     inputs, scenarios = run.inputs, run.scenarios
+    previous = None if previous_dir is None else load_previous(previous_dir)
     if library_id is not None:
         library_id = match_library(library_id, list(inputs.libraries["library_id"]))
     out = outputs_folder(outputs_dir, library_id)
@@ -236,6 +242,9 @@ def forecast(inputs_dir: Path, outputs_dir: Path | None, scenario_names: tuple[s
         result = run.forecast()
         if library_id is None:
             result = with_backtest(result, inputs, scenarios)
+        if previous is not None:
+            result = dataclasses.replace(result, review=compare(previous, result.projection, result.summary, result.risk,
+                                                                inputs.checksums, inputs.assumptions.raw))
         written = write_pack(result, inputs, out, None if no_pdf else pdf_writer(library_id),
                              folder=folder, inputs_dir=inputs_dir)
     latest = result.portfolio[result.portfolio["scenario"] == BASELINE].iloc[-1]

@@ -123,6 +123,7 @@ def tables(forecast: Forecast) -> dict[str, pd.DataFrame]:
         "portfolio_sensitivity": forecast.portfolio_sensitivity,
         "reserves_requirement": forecast.reserves_requirement,
         "reserves_risks": forecast.reserves_risks,
+        **({} if forecast.review is None else {"review": forecast.review.libraries}),
         "peers": forecast.peers.replace(np.inf, np.nan),  # blank: not depleting (the heading says so)
         "risk": forecast.risk.drop(columns="year"),
         "portfolio_risk": forecast.portfolio_risk.drop(columns="year"),
@@ -168,6 +169,7 @@ def write_run_json(forecast: Forecast, inputs: Inputs, info: dict, path: Path, p
         "checks": [asdict(check) for check in forecast.checks],
         "models": list(forecast.fit_records),
         "all_checks_passed": all(check.passed for check in forecast.checks),
+        **({} if forecast.review is None else {"previous_pack": forecast.review.record}),
         **(pack or {}),
     }
     path.write_text(json.dumps(record, indent=2, default=str) + "\n", encoding="utf-8")

@@ -68,6 +68,7 @@ from cml.schedule import grant_schedule, last_grant_year, one_off_grants
 
 if TYPE_CHECKING:
     from cml.backtest import Backtest
+    from cml.review import Review
 
 RAG_ORDER = ("Red", "Amber", "Green")
 TRENDS = ("trend", "fitted")  # forecast methods that grow a base year
@@ -106,6 +107,7 @@ class Forecast:
     sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # per step, side, library (cml.sensitivity)
     portfolio_sensitivity: pd.DataFrame = field(default_factory=pd.DataFrame)  # per step and side: all libraries
     recommendation: Recommendation | None = None  # the option the report recommends (inputs/recommendation.toml)
+    review: Review | None = None  # against an earlier pack, with --previous (cml.review)
     reserves_risks: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library and risk (cml.reserves_policy)
     reserves_requirement: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: risk-based requirement
     peers: pd.DataFrame = field(default_factory=pd.DataFrame)  # per library: beside the portfolio's quartiles (cml.peers)

@@ -687,6 +687,24 @@ def what_if_context(forecast: Forecast, summaries: pd.DataFrame) -> dict:
                                          float(lead["horizon_free_reserves"]), float(base["horizon_free_reserves"]))}
 
 
+def review_context(forecast: Forecast, library_id: str) -> dict | None:
+    """The "change since the last review" page (None without ``--previous``): the library's row of
+    :class:`cml.review.Review`, with the inputs and assumptions that changed."""
+    if forecast.review is None:
+        return None
+    review = forecast.review
+    row = review.libraries[review.libraries["library_id"] == library_id].iloc[0].to_dict()
+    clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
+    change = clean["run_out_change_years"] or 0.0
+    return clean | {
+        "run_out_words": years_change(change, (clean["run_out_year"] is None) != (clean["previous_run_out_year"] is None)),
+        "previous_chance_words": None if clean["previous_chance_3_years"] is None else chance(clean["previous_chance_3_years"]),
+        "chance_words": None if clean["chance_3_years"] is None else chance(clean["chance_3_years"]),
+        "inputs_changed": review.inputs_changed, "assumptions_changed": review.assumptions_changed,
+        "previous_run_at": review.previous_run_at[:10], "previous_accounts_year": review.previous_accounts_year,
+    }
+
+
 def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dict:
     """Everything one library's briefing shows, as plain data.
 
@@ -736,6 +754,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
                                 baseline["annual_gap_years"], runs_out=baseline["run_out_year"] is not None),
         },
         "what_if": what_if_context(forecast, summaries) if lead_name == WHAT_IF else None,
+        "review": review_context(forecast, library_id),
         "action": action_context(forecast, library_id),
         "reserves": reserves_context(forecast, library_id),
         "sensitivity": sensitivity,

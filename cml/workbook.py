@@ -186,6 +186,21 @@ COLUMNS: dict[str, Column] = {
     "crps": Column("CRPS: error of the whole forecast distribution (£)", "money"),
     "free_reserves_held": Column("Free reserves of the libraries that have some (£)", "money"),
     "free_reserves_short": Column("Shortfall of the libraries below nil (£)", "money"),
+    # since the last review (review)
+    "accounts_changed": Column("Accounts new or revised since the last review"),
+    "year_compared": Column("Year forecast then, in the accounts now"),
+    "forecast_income": Column("Income forecast for it then (£)", "money"),
+    "actual_income": Column("Income in the accounts (£)", "money"),
+    "forecast_expenditure": Column("Spending forecast for it then (£)", "money"),
+    "actual_expenditure": Column("Spending in the accounts (£)", "money"),
+    "forecast_free_reserves": Column("Free reserves forecast for it then (£)", "money"),
+    "actual_free_reserves": Column("Free reserves in the accounts (£)", "money"),
+    "free_reserves_difference": Column("Accounts less forecast (£)", "money"),
+    "previous_run_out_year": Column("Year free reserves run out: last review"),
+    "previous_chance_3_years": Column("Chance of running out within 3 years: last review", "share"),
+    "chance_3_years": Column("Chance of running out within 3 years: now", "share"),
+    "previous_chance_by": Column("Within 3 years then means by"),
+    "chance_by": Column("Within 3 years now means by"),
     # the options appraisal's simulated outcomes (options)
     "simulated_running_out_mean": Column("Simulated: libraries run out by the horizon, average of the futures", "number"),
     "simulated_running_out_p10": Column("Simulated: 1 future in 10 has fewer run out", "number"),
@@ -274,7 +289,7 @@ SHEET_NAMES = {"options": "Options", "scenarios": "Scenarios", "summary": "Summa
                "targets": "Fundraising targets", "sensitivity": "What moves the answer",
                "portfolio_sensitivity": "What moves it, all libraries",
                "reserves_requirement": "Reserves its risks need", "reserves_risks": "Reserves risks",
-               "peers": "Among its peers"}
+               "peers": "Among its peers", "review": "Since the last review"}
 DEFINITIONS = [
     ("Free reserves", ("Unrestricted funds less designated funds and fixed assets (Charity Commission CC19): "
                       "what a library could spend on running costs.")),
