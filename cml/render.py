@@ -755,6 +755,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
         },
         "what_if": what_if_context(forecast, summaries) if lead_name == WHAT_IF else None,
         "review": review_context(forecast, library_id),
+        "bands_too_narrow": forecast.backtest is not None and not _backtest_context(forecast)["calibrated"],
         "action": action_context(forecast, library_id),
         "reserves": reserves_context(forecast, library_id),
         "sensitivity": sensitivity,
