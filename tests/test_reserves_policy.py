@@ -11,7 +11,7 @@ import pytest
 
 from cml.errors import InputError
 from cml.inputs import load_inputs
-from cml.reserves_policy import lowest_point, reserves_requirement, score_risks
+from cml.reserves_policy import lowest_point, reserves_requirement, score_risks, verdict
 
 from tests.conftest import SHIPPED
 
@@ -103,3 +103,11 @@ def test_a_bad_risk_row_is_named_by_file_row_and_column(inputs_dir: Path, row, c
 def test_without_the_file_there_are_no_risks_and_the_requirement_is_nil(inputs_dir: Path):
     (inputs_dir / "reserves_risks.csv").unlink()
     assert load_inputs(inputs_dir).reserves_risks.empty
+
+
+def test_reserves_that_a_bad_future_would_use_are_not_far_more():
+    """Central low point 12,500 (over twice the 3,000 needed), but 2,500 in 1 future in 10: enough,
+    not far more."""
+    result = verdict(pd.Series([20000.0]), pd.Series([12500.0]), pd.Series([2500.0]), pd.Series([2000.0]),
+                     pd.Series([3000.0]), 2.0)
+    assert result.tolist() == ["enough"]
