@@ -920,12 +920,12 @@ def risk_based_reserves(inputs: Inputs, baseline: ScenarioRun, libraries: pd.Dat
                         assumptions: Assumptions, threshold_years: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Each library's risks scored on its latest accounts, and the requirement they add up to
     beside its flat policy and the simulation's 1-in-10 shortfall (:mod:`cml.reserves_policy`)."""
-    latest_lines, recurring = latest_figures(baseline.lines, baseline.projection)
+    actual = baseline.projection[baseline.projection["actual_or_forecast"] == "actual"].sort_values("year")
+    latest = actual.groupby("library_id").tail(1).set_index("library_id")
+    latest_lines, recurring = latest_figures(baseline.lines, latest)
     short = libraries.set_index("library_id")["lease_years_remaining"] <= threshold_years
     scored = score_risks(inputs.reserves_risks, libraries, latest_lines, recurring, short,
                          dict(zip(inputs.lines["line"], inputs.lines["label"])))
-    actual = baseline.projection[baseline.projection["actual_or_forecast"] == "actual"].sort_values("year")
-    latest = actual.groupby("library_id").tail(1).set_index("library_id")
     now = pd.DataFrame({"financial_year": latest["year"].map(fy_label), "reserves_target_now": latest["reserves_target"],
                         "policy_months": libraries.set_index("library_id")["reserves_target_months"],
                         "free_reserves_now": latest["free_reserves"]})

@@ -38,7 +38,7 @@ import re
 import signal
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -596,21 +596,27 @@ def reserves_context(forecast: Forecast, library_id: str) -> dict:
                       "safer_hold": max(summary["requirement"], summary["shortfall_1_in_10"])}
 
 
+def steps_both_sides(table: pd.DataFrame, swing: str, side: Callable[[dict], dict]) -> list[dict]:
+    """One row per sensitivity step: its label and each side (``side`` of the row; None where that
+    side was not run), the largest swing in ``swing`` first, as the tornado and its tables read."""
+    rows = []
+    for _, step in table.groupby("step", sort=False):
+        sides = {row["direction"]: side(row) for row in step.to_dict("records")}
+        rows.append({"label": step["label"].iloc[0], "lower": sides.get("down"), "higher": sides.get("up"),
+                     "swing": float(step[swing].abs().max())})
+    return sorted(rows, key=lambda r: -r["swing"])
+
+
 def sensitivity_context(forecast: Forecast, library_id: str, horizon: str) -> dict | None:
     """The tornado and its table: each step's change in this library's run-out year and horizon
     free reserves on each side, the largest swing first (None when no steps were run)."""
     rows = forecast.sensitivity[forecast.sensitivity["library_id"] == library_id]
     if rows.empty:
         return None
-    steps = []
-    for name, step in rows.groupby("step", sort=False):
-        sides = {row["direction"]: {"run_out_year": row["run_out_year"] if isinstance(row["run_out_year"], str) else None,
-                                    "years": years_change(row["run_out_change_years"], bool(row["beyond_horizon"])),
-                                    "change": float(row["horizon_change"]), "reserves": signed_money(row["horizon_change"])}
-                 for row in step.to_dict("records")}
-        steps.append({"label": step["label"].iloc[0], "lower": sides.get("down"), "higher": sides.get("up"),
-                      "swing": float(step["horizon_change"].abs().max())})
-    steps.sort(key=lambda s: -s["swing"])
+    steps = steps_both_sides(rows, "horizon_change", lambda row: {
+        "run_out_year": row["run_out_year"] if isinstance(row["run_out_year"], str) else None,
+        "years": years_change(row["run_out_change_years"], bool(row["beyond_horizon"])),
+        "change": float(row["horizon_change"]), "reserves": signed_money(row["horizon_change"])})
     first = rows.iloc[0]
     return {"steps": steps, "run_out_year": first["run_out_year_baseline"] if isinstance(first["run_out_year_baseline"], str)
             else None, "horizon_free_reserves": float(first["horizon_free_reserves_baseline"]),
@@ -986,15 +992,9 @@ def _portfolio_risk_rows(forecast: Forecast, scenarios: list[str], first_forecas
 def _portfolio_sensitivity_rows(forecast: Forecast) -> list[dict]:
     """Each sensitivity step's change in libraries running out and in the council's cost, both
     sides, the largest change in cost first."""
-    table = forecast.portfolio_sensitivity
-    rows = []
-    for _, step in table.groupby("step", sort=False):
-        sides = {r["direction"]: {"running_out": int(r["libraries_running_out"]),
-                                  "change": int(r["libraries_running_out_change"]),
-                                  "cost": signed_money(r["council_cost_change"])} for r in step.to_dict("records")}
-        rows.append({"label": step["label"].iloc[0], "lower": sides.get("down"), "higher": sides.get("up"),
-                     "swing": float(step["council_cost_change"].abs().max())})
-    return sorted(rows, key=lambda r: -r["swing"])
+    return steps_both_sides(forecast.portfolio_sensitivity, "council_cost_change", lambda row: {
+        "running_out": int(row["libraries_running_out"]), "change": int(row["libraries_running_out_change"]),
+        "cost": signed_money(row["council_cost_change"])})
 
 
 def _recommendation(forecast: Forecast, scenarios: list[dict]) -> dict | None:

@@ -33,11 +33,9 @@ RISK_COLUMNS = ["library_id", "risk", "label", "basis", "of", "of_label", "impac
                 "impact_pounds", "amount"]
 
 
-def latest_figures(lines: pd.DataFrame, projection: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """Each library's latest actual year: its lines (``library_id, line, group, amount``) and its
-    recurring spending (by library)."""
-    actual = projection[projection["actual_or_forecast"] == "actual"].sort_values("year")
-    latest = actual.groupby("library_id").tail(1).set_index("library_id")
+def latest_figures(lines: pd.DataFrame, latest: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The lines of each library's latest actual year (``latest``: that year's projection row, by
+    library): ``library_id, line, group, amount``, and its recurring spending (by library)."""
     year = lines["library_id"].map(latest["year"])
     return lines[lines["year"] == year], latest["recurring_spending"]
 
