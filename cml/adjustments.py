@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cml.fy import fy_end, parse_fy
+from cml.fy import parse_fy, period_ends
 from cml.inputs import (BUILDING_FAILURE, BUILDING_REPAIRS, BUSINESS_GRANT, LEASE_FEES, ONE_OFF_COSTS, OTHER_GRANTS,
                         PLANNED_INCOME)
 from cml.scenarios import Scenario
@@ -152,7 +152,7 @@ def recorded_years_added(extensions: pd.DataFrame, library_ids: pd.Series, year:
 
 
 def lease_path(libraries: pd.DataFrame, extensions: pd.DataFrame, grid: pd.DataFrame, scenario: Scenario) -> pd.DataFrame:
-    """Each library's lease at each year end (31 March), from the facts, then the scenario's rule.
+    """Each library's lease at each year end (its accounts' year end), from the facts, then the scenario's rule.
 
     Actual years take the extensions ``lease_extensions.csv`` records (their fees are in the
     accounts). In forecast years:
@@ -178,10 +178,12 @@ def lease_path(libraries: pd.DataFrame, extensions: pd.DataFrame, grid: pd.DataF
     extended_last_year = pd.Series(False, index=ids.index)
     rollovers = scenario["lease.new_lease_years"] == 0  # the new lease replaces the 5-year rollovers
     rows = []
+    year_ends = libraries["year_end"].reset_index(drop=True)
     for year in years:
+        as_of = period_ends(year, year_ends)
         forecast = pd.Series(status[year].to_numpy() == "forecast")
         new_lease = forecast & (first_forecast.to_numpy() == year) & (scenario["lease.new_lease_years"] > 0)
-        rollover = forecast & ~new_lease & ~extended_last_year & (years_left(end, fy_end(year)) <= threshold) \
+        rollover = forecast & ~new_lease & ~extended_last_year & (years_left(end, as_of) <= threshold) \
             & rollovers
         recorded = recorded_years_added(extensions, ids, year).where(~forecast, 0)
         added = recorded + new_lease.astype(int) * scenario["lease.new_lease_years"] \
@@ -192,7 +194,7 @@ def lease_path(libraries: pd.DataFrame, extensions: pd.DataFrame, grid: pd.DataF
         kind = np.select([new_lease, rollover, recorded > 0], ["new lease", "extension", "recorded"], "")
         rows.append(pd.DataFrame({"library_id": ids.to_numpy(), "year": year,
                                   "lease_end": end.to_numpy(),
-                                  "lease_years_remaining": years_left(end, fy_end(year)).to_numpy(),
+                                  "lease_years_remaining": years_left(end, as_of).to_numpy(),
                                   "extended": extended.to_numpy(), "extension": kind,
                                   "fees": np.where(forecast & extended, scenario["lease.library_fees"], 0.0)}))
         extended_last_year = extended

@@ -28,7 +28,7 @@ from cml import __version__
 from cml.backtest import describe_cutoffs, run_backtest
 from cml.checks import ModelCheckFailed
 from cml.errors import InputError, summarise
-from cml.inputs import Inputs, load_inputs
+from cml.inputs import RECEIPTS_AND_PAYMENTS, Inputs, load_inputs
 from cml.outputs import write_pack
 from cml.pack import FULL, ONE_LIBRARY, OutputsError, OutputsFolder
 from cml.projection import Forecast, build_forecast, fit_for, project_scenario
@@ -405,5 +405,7 @@ def template(path: Path, library_id: str, force: bool, inputs_dir: Path) -> None
     if path.exists() and not force:
         raise click.BadParameter(f"'{path}' already exists (it may hold a filled-in return); use --force to replace it",
                                  param_hint="FILE")
-    write_template(path, library_id, inputs.lines, years=template_years(inputs, library_id))
+    facts = inputs.libraries.set_index("library_id").loc[library_id]
+    write_template(path, library_id, inputs.lines, years=template_years(inputs, library_id), year_end=facts["year_end"],
+                   receipts_and_payments=facts["accounts_basis"] == RECEIPTS_AND_PAYMENTS)
     click.echo(f"Blank return for {library_id} written to {path}")

@@ -21,11 +21,16 @@ import numpy as np
 import pandas as pd
 
 from cml.errors import InputError, Problem
-from cml.fy import fy_label, fy_of_dates, parse_fy
+from cml.fy import STANDARD_YEAR_END, fy_label, library_years, parse_fy, parse_year_end
 from cml.returns import SHEET_COLUMNS, ReturnUnreadable, read_return
 from cml.schedule import PAYMENT_TIMINGS, apportion_to_financial_years, grant_years
 
 LEASE_TYPES = ("full_repairing", "internal_repairing", "other")
+ACCRUALS, RECEIPTS_AND_PAYMENTS = "accruals", "receipts_and_payments"
+ACCOUNTS_BASES = (ACCRUALS, RECEIPTS_AND_PAYMENTS)
+UNRESTRICTED, RESTRICTED = "unrestricted", "restricted"
+FUNDS = (UNRESTRICTED, RESTRICTED)
+RECEIPTS_AND_PAYMENTS_LIMIT = 250_000  # Charities Act 2011 s133: gross income up to £250,000 may be reported on a cash basis
 
 # Lines the model itself refers to by name; load_inputs checks that lines.csv defines each.
 CONTINGENCY_GRANT = "contingency_grant"
@@ -64,8 +69,9 @@ class Column:
 
     ``kind`` is one of ``text``, ``money`` (pounds, never negative), ``number``, ``count``
     (whole number >= 0), ``percent`` (0 to 100), ``months`` (0 to 120), ``date`` (ISO), ``fy``
-    (``2018/19``) or ``choice``. ``minimum`` raises the floor of a numeric column where zero
-    would mean nonsense (a lease of no years).
+    (``2018/19``), ``year_end`` (a day of the year, ``30 September``) or ``choice``. ``minimum``
+    raises the floor of a numeric column where zero would mean nonsense (a lease of no years).
+    An optional column with a ``default`` reads a blank cell, or the column left out, as it.
     """
 
     name: str
@@ -74,6 +80,7 @@ class Column:
     required: bool = True
     minimum: float | None = None
     maximum: float | None = None
+    default: str | None = None
 
 
 @dataclass(frozen=True)
@@ -98,13 +105,16 @@ LIBRARIES = TableSpec(
         Column("lease_years", "count", minimum=1, maximum=MAX_LEASE_YEARS),
         Column("reserves_target_months", "months"),
         Column("illustrative", "choice", YES_NO),
+        Column("year_end", "year_end", required=False, default=STANDARD_YEAR_END),
+        Column("accounts_basis", "choice", ACCOUNTS_BASES, required=False, default=ACCRUALS),
     ),
     key=("library_id",),
 )
 ACCOUNTS = TableSpec(
     "accounts.csv",
-    (Column("library_id"), Column("financial_year", "fy"), Column("line"), Column("amount", "money")),
-    key=("library_id", "financial_year", "line"),
+    (Column("library_id"), Column("financial_year", "fy"), Column("line"), Column("amount", "money"),
+     Column("fund", "choice", FUNDS, required=False, default=UNRESTRICTED)),
+    key=("library_id", "financial_year", "line", "fund"),
 )
 RESERVES = TableSpec(
     "reserves.csv",
@@ -410,6 +420,9 @@ def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list
     for column in spec.columns:
         if not column.required:  # an optional column may be left out or left blank
             raw = frame[column.name] if column.name in frame.columns else pd.Series("", index=frame.index)
+            if column.default is not None:
+                out[column.name] = _convert(raw.where(raw != "", column.default), column, label, problems)
+                continue
             given = raw != ""
             converted = _convert(raw[given], column, label, problems) if given.any() else raw[given]
             out[column.name] = converted.reindex(raw.index) if column.kind != "text" else raw
@@ -463,6 +476,11 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         _report(present & dates.isna(), raw, label, column.name,
                 "'{value}' is not a valid date written like 2015-10-01", problems)
         return dates
+    if column.kind == "year_end":
+        ends = raw.map(_year_end_or_none)
+        _report(present & ends.isna(), raw, label, column.name,
+                "'{value}' is not a year end: write the day the accounts are made up to, like 30 September", problems)
+        return ends
     if column.kind == "fy":
         years = raw.map(_fy_or_none)
         _report(present & years.isna(), raw, label, column.name,
@@ -496,6 +514,13 @@ def _numbers(raw: pd.Series, present: pd.Series, label: str, column: str,
     return number.where(~(not_number | bad_comma)), not_number | bad_comma
 
 
+def _year_end_or_none(text: str) -> str | None:
+    try:
+        return parse_year_end(text)
+    except ValueError:
+        return None
+
+
 def _fy_or_none(label: str) -> int | None:
     try:
         return parse_fy(label)
@@ -504,7 +529,9 @@ def _fy_or_none(label: str) -> int | None:
 
 
 def _check_duplicates(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list[Problem]) -> None:
-    keys = list(spec.key)
+    defaults = {c.name: c.default for c in spec.columns if c.name in spec.key and c.default is not None}
+    keys = [k for k in spec.key if k not in defaults or k in frame.columns]  # a key column left out is its default throughout
+    frame = frame.assign(**{k: frame[k].where(frame[k] != "", defaults[k]) for k in keys if k in defaults})
     repeated = frame.duplicated(keys, keep="first").to_numpy()
     if not repeated.any():
         return
@@ -512,7 +539,8 @@ def _check_duplicates(frame: pd.DataFrame, spec: TableSpec, label: str, problems
     values = [frame.loc[repeated, k].tolist() for k in keys]
     for i, row in enumerate(frame.index[repeated]):
         key = ", ".join(f"{k}={column[i]}" for k, column in zip(keys, values, strict=True))
-        problems.append(Problem(label, int(row), spec.key[-1], f"duplicate row ({key}) repeats row {first_row[i]}"))
+        problems.append(Problem(label, int(row), [k for k in keys if k not in defaults][-1],
+                                f"duplicate row ({key}) repeats row {first_row[i]}"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -769,7 +797,7 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
         problems.append(Problem("lines.csv", None, "forecast", "at most one line may be forecast as 'interest' (bank interest)"))
     if "lease_extensions.csv" in tables:
         extensions = tables["lease_extensions.csv"]
-        start = fy_of_dates(libraries["lease_start"]).set_axis(libraries["library_id"].to_numpy())
+        start = library_years(libraries, "lease_start")
         _flag(extensions, extensions["financial_year"] <= extensions["library_id"].map(start), "financial_year",
               "{fy} is not after {library_id}'s lease began: an extension adds years to a lease already running", problems)
     if (lines["forecast"] == "schedule").sum() != 1:
@@ -781,7 +809,7 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     _flag(lines, expected_side.notna() & (lines["side"] != expected_side), "side",
           "'{line}' must be on the side cml treats it as (see MODEL_LINES in cml/inputs.py), not '{value}'", problems)
     one_offs = tables["one_off_grants.csv"]
-    first_transfer = fy_of_dates(libraries["transfer_date"]).min()
+    first_transfer = library_years(libraries, "transfer_date").min()
     _flag(one_offs, (one_offs["financial_year"] < first_transfer) | (one_offs["financial_year"] > assumptions.horizon),
           "financial_year", f"{{fy}} is outside the years modelled ({fy_label(int(first_transfer))} to "
           f"{fy_label(assumptions.horizon)}), so this grant would never be paid", problems)
@@ -798,7 +826,7 @@ def check_coverage(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> 
     (accounts, reserves or trustees' projection) before the transfer: a year with half its figures
     would be projected from silently wrong numbers."""
     libraries = tables["libraries.csv"]
-    first_year = fy_of_dates(libraries["transfer_date"]).set_axis(libraries["library_id"].to_numpy())
+    first_year = library_years(libraries, "transfer_date")
     accounts, reserves = tables["accounts.csv"], tables["reserves.csv"]
     trustees = [tables["trustee_projections.csv"]] if "trustee_projections.csv" in tables else []
     for frame in (accounts, reserves, *trustees):
@@ -868,7 +896,7 @@ def check_accounts_start_at_transfer(tables: dict[str, pd.DataFrame], problems: 
     stop on a failed check instead of saying which file is wrong)."""
     libraries, reserves = tables["libraries.csv"], tables["reserves.csv"]
     first_actual = reserves.groupby("library_id")["financial_year"].min()
-    first = libraries.assign(transfer_year=fy_of_dates(libraries["transfer_date"]).to_numpy(),
+    first = libraries.assign(transfer_year=library_years(libraries, "transfer_date").to_numpy(),
                              first_actual=libraries["library_id"].map(first_actual))
     first = first[first["first_actual"].notna()]
     late = first["first_actual"] > first["transfer_year"]
@@ -884,6 +912,52 @@ def check_accounts_start_at_transfer(tables: dict[str, pd.DataFrame], problems: 
     _flag(starts, pd.Series(True, index=starts.index), "financial_year",
           "{library_id}'s actual years start in {fy}, but it transferred on {transfer_date} ({transfer_fy}): the "
           "accounts and closing reserves for {transfer_fy} to {missing_to} are missing", problems)
+
+
+def check_accounts_basis(tables: dict[str, pd.DataFrame], problems: list[Problem]) -> None:
+    """Receipts and payments accounts are cash accounts: their funds are the cash held, so nothing
+    is tied up in fixed assets, and the Charities Act allows them only up to £250,000 of gross
+    income. Either fact failing means ``accounts_basis`` or the figures are wrong."""
+    libraries, reserves, accounts, lines = (tables[n] for n in ("libraries.csv", "reserves.csv", "accounts.csv", "lines.csv"))
+    cash = set(libraries.loc[libraries["accounts_basis"] == RECEIPTS_AND_PAYMENTS, "library_id"])
+    if not cash:
+        return
+    _flag(reserves, reserves["library_id"].isin(cash) & (reserves["fixed_assets"] > 0), "fixed_assets",
+          "{library_id} keeps receipts and payments accounts (libraries.csv accounts_basis), whose funds are cash: "
+          "'{value}' of fixed assets belongs in its statement of assets, not in its funds; write 0", problems)
+    income = accounts[accounts["library_id"].isin(cash)
+                      & accounts["line"].isin(set(lines.loc[lines["side"] == "income", "line"]))]
+    gross = income.groupby(["library_id", "financial_year"], as_index=False)["amount"].sum()
+    over = gross[gross["amount"] > RECEIPTS_AND_PAYMENTS_LIMIT]
+    rows = libraries.set_index("library_id")
+    for item in over.itertuples():
+        problems.append(Problem("libraries.csv", int(rows.loc[item.library_id, WHERE_ROW]), "accounts_basis", (
+            f"{item.library_id}'s gross income in {fy_label(int(item.financial_year))} is £{item.amount:,.2f}, over the "
+            f"£{RECEIPTS_AND_PAYMENTS_LIMIT:,} up to which a charity may keep receipts and payments accounts: "
+            f"its accounts must be on the {ACCRUALS} basis")))
+
+
+def restricted_fund_warnings(accounts: pd.DataFrame, reserves: pd.DataFrame, lines: pd.DataFrame,
+                             tolerance: float) -> list[str]:
+    """Where accounts say which lines are restricted (``fund``), whether restricted funds move as
+    they do. The model counts every line whichever column it is in (a council grant in the
+    restricted column is still income for running the library), so a mismatch is a warning: a
+    transfer between funds, which accounts.csv has no line for, explains it as well as a line in
+    the wrong column."""
+    split = accounts.loc[accounts["fund"] == RESTRICTED, ["library_id", "financial_year"]].drop_duplicates()
+    if split.empty:
+        return []
+    sign = lines.set_index("line")["side"].map({"income": 1.0, "expenditure": -1.0})
+    restricted = accounts[accounts["fund"] == RESTRICTED]
+    net = (restricted["amount"] * restricted["line"].map(sign)).groupby(
+        [restricted["library_id"], restricted["financial_year"]]).sum().rename("net")
+    funds = reserves.sort_values(["library_id", "financial_year"])[["library_id", "financial_year", "restricted"]].copy()
+    funds["change"] = funds["restricted"] - funds.groupby("library_id")["restricted"].shift()
+    funds = split.merge(funds, on=["library_id", "financial_year"]).join(net, on=["library_id", "financial_year"])
+    off = funds[funds["change"].notna() & ((funds["change"] - funds["net"]).abs() > tolerance)]
+    return [f"accounts.csv: {r.library_id} {fy_label(int(r.financial_year))}: restricted funds changed by £{r.change:,.2f} "
+            f"(reserves.csv) but the restricted lines of accounts.csv net to £{r.net:,.2f}: a transfer between funds, or a "
+            "line in the wrong column? Every line is counted whichever column it is in" for r in off.itertuples()]
 
 
 def _agrees(a: pd.Series, b: pd.Series, tolerance: float) -> pd.Series:
@@ -908,7 +982,7 @@ def check_grants_against_accounts(tables: dict[str, pd.DataFrame], tolerance: fl
         return
     actual = reserves[["library_id", "financial_year"]].rename(columns={"financial_year": "year"})
     schedule_line = lines.loc[lines["forecast"] == "schedule", "line"].iloc[0]
-    facts = libraries[["library_id", "transfer_date", "original_running_costs"]].assign(
+    facts = libraries[["library_id", "transfer_date", "original_running_costs", "year_end"]].assign(
         **{WHERE_ROW: libraries[WHERE_ROW]})
     years = grant_years(facts, taper.assign(grant_year=taper["grant_year"].astype(int)))
     in_advance = apportion_to_financial_years(years, "in_advance")
@@ -1092,6 +1166,7 @@ def load_inputs(directory: Path) -> Inputs:
         check_coverage(tables, problems)
     if not problems:
         check_accounts_start_at_transfer(tables, problems)
+        check_accounts_basis(tables, problems)
     if not problems:
         check_grants_against_accounts(tables, assumptions.tolerance_pounds, problems)
         check_reserves_reconcile(tables["accounts.csv"], tables["reserves.csv"], tables["lines.csv"],
@@ -1101,6 +1176,8 @@ def load_inputs(directory: Path) -> Inputs:
                          tables["reserves.csv"].rename(columns={"financial_year": "year"}), assumptions)]
     if problems or assumptions is None:
         raise InputError(problems)
+    warnings += restricted_fund_warnings(tables["accounts.csv"], tables["reserves.csv"], tables["lines.csv"],
+                                         assumptions.tolerance_pounds)
     return _as_inputs(tables, assumptions, file_checksums(directory), tuple(warnings))
 
 
@@ -1123,7 +1200,8 @@ def _as_inputs(tables: dict[str, pd.DataFrame], assumptions: Assumptions, checks
                                   "years_added": pd.Series(dtype=float), "source": pd.Series(dtype=str)})
     return Inputs(
         libraries=plain(tables["libraries.csv"]),
-        accounts=years(tables["accounts.csv"]),
+        accounts=years(tables["accounts.csv"]).groupby(["library_id", "year", "line"], as_index=False, sort=False)[
+            "amount"].sum(),  # a line in both columns (unrestricted and restricted) is one line of the library's accounts
         reserves=years(tables["reserves.csv"]),
         lines=plain(tables["lines.csv"]),
         taper=plain(tables["taper.csv"]).assign(grant_year=lambda t: t["grant_year"].astype(int)),

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cml import __version__
-from cml.fy import fy_end, fy_label, parse_fy
+from cml.fy import fy_label, parse_fy, period_ends
 from cml.inputs import Inputs
 from cml.pack import FULL, OutputsError, OutputsFolder
 from cml.projection import Forecast, comparison_years, option_comparison
@@ -53,16 +53,15 @@ NOT_WITHIN_HORIZON = NOT_REACHED  # one phrase for a year that does not come by 
 ASSUMPTIONS_FILE = "assumptions.toml"
 
 
-def accounts_age(latest_year: int, run_at: datetime, stale_after_months: int) -> dict:
-    """How old the latest accounts are when the pack is made: their year, the date that year ended,
-    and whether the run is more than ``stale_after_months`` after it (every page then says so).
+def accounts_age(latest_year: int, year_end: pd.Timestamp, run_at: datetime, stale_after_months: int) -> dict:
+    """How old the latest accounts are when the pack is made: their year, the day they were made up
+    to, and whether the run is more than ``stale_after_months`` after it (every page then says so).
 
-    >>> accounts_age(2023, datetime(2026, 12, 2, tzinfo=UTC), 15)["accounts_stale"]
+    >>> accounts_age(2023, pd.Timestamp(2024, 3, 31), datetime(2026, 12, 2, tzinfo=UTC), 15)["accounts_stale"]
     True
-    >>> accounts_age(2023, datetime(2025, 6, 30, tzinfo=UTC), 15)["accounts_stale"]
+    >>> accounts_age(2023, pd.Timestamp(2024, 3, 31), datetime(2025, 6, 30, tzinfo=UTC), 15)["accounts_stale"]
     False
     """
-    year_end = fy_end(latest_year)
     months = (run_at.year - year_end.year) * 12 + (run_at.month - year_end.month) - (run_at.day < year_end.day)
     return {"latest_accounts_year": fy_label(latest_year), "latest_accounts_year_end": year_end.strftime("%Y-%m-%d"),
             "months_since_accounts": months, "accounts_stale": months > stale_after_months}
@@ -71,15 +70,17 @@ def accounts_age(latest_year: int, run_at: datetime, stale_after_months: int) ->
 def run_info(inputs: Inputs) -> dict:
     """What every page footer and ``run.json`` say about this run, including how old the accounts are."""
     run_at = datetime.now(UTC)
-    latest = int(inputs.reserves["year"].max())
+    last = inputs.reserves.groupby("library_id")["year"].max()
     if inputs.assumptions.actuals_to is not None:
-        latest = min(latest, inputs.assumptions.actuals_to)
+        last = last.clip(upper=inputs.assumptions.actuals_to)
+    made_up_to = period_ends(last, inputs.libraries.set_index("library_id")["year_end"].reindex(last.index))
+    latest = int(last.max())
     return {
         "version": __version__,
         "run_at": run_at.isoformat(timespec="seconds"),
         "inputs_sha256": inputs.inputs_sha256,
         "illustrative": inputs.illustrative,
-        **accounts_age(latest, run_at, inputs.assumptions.stale_after_months),
+        **accounts_age(latest, made_up_to.max(), run_at, inputs.assumptions.stale_after_months),
     }
 
 

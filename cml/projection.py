@@ -47,7 +47,7 @@ from cml.adjustments import (
 from cml.checks import assert_reconciles
 from cml.fund import DISCRETIONARY, Flows, FundRules, central_flows, library_year_array, roll_forward
 from cml.forecasting import Fits, fit_models
-from cml.fy import fy_label, fy_of_dates, parse_fy, year_ranges
+from cml.fy import fy_label, library_years, parse_fy, period_ends, year_ranges
 from cml.inputs import BUILDING_FAILURE, CONTINGENCY_GRANT, FUND_TOP_UP, OTHER_GRANTS, Assumptions, Inputs
 from cml.peers import peer_table
 from cml.scenarios import BASELINE, Recommendation, Scenario, StepRun
@@ -130,7 +130,7 @@ def last_actual_years(inputs: Inputs) -> pd.Series:
 
 def first_years(libraries: pd.DataFrame) -> pd.Series:
     """The financial year each library transferred in (its first, usually part, year)."""
-    return fy_of_dates(pd.to_datetime(libraries["transfer_date"])).set_axis(libraries["library_id"].to_numpy())
+    return library_years(libraries, "transfer_date")
 
 
 def year_grid(inputs: Inputs, last_actual: pd.Series) -> pd.DataFrame:
@@ -444,12 +444,14 @@ def cover_and_rag(frame: pd.DataFrame, libraries: pd.DataFrame, inputs: Inputs) 
 
 def library_facts(inputs: Inputs, schedule: pd.DataFrame, last_actual: pd.Series, leases: pd.DataFrame) -> pd.DataFrame:
     """Library records with the lease as it stands at the end of actuals (recorded extensions
-    included: ``lease_end``, ``lease_years_remaining``), and the last grant year."""
+    included: ``lease_end``, ``lease_years_remaining``), the day the latest accounts were made up
+    to (``accounts_made_up_to``), and the last grant year."""
     libraries = inputs.libraries.copy()
     now = leases[leases["year"] == leases["library_id"].map(last_actual)].set_index("library_id")
     libraries["lease_end"] = libraries["library_id"].map(now["lease_end"])
     libraries["lease_years_remaining"] = libraries["library_id"].map(now["lease_years_remaining"]).round(1)
     libraries["last_actual_year"] = libraries["library_id"].map(last_actual).map(fy_label)
+    libraries["accounts_made_up_to"] = period_ends(libraries["library_id"].map(last_actual), libraries["year_end"])
     last_grant = libraries["library_id"].map(last_grant_year(schedule))
     no_grant = libraries["library_id"].map(first_years(libraries))  # running costs of 0: "ended" in the transfer year
     libraries["last_grant_year"] = last_grant.fillna(no_grant).astype(int).map(fy_label)

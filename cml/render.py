@@ -56,8 +56,8 @@ import numpy as np
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from cml.backtest import BACKTEST_DRAWS, describe_cutoffs
-from cml.fy import fy_end, fy_label, parse_fy, year_ranges
-from cml.inputs import CONTINGENCY_GRANT
+from cml.fy import STANDARD_YEAR_END, fy_label, parse_fy, year_ranges
+from cml.inputs import CONTINGENCY_GRANT, RECEIPTS_AND_PAYMENTS
 from cml.peers import CHANGE_YEARS, FROM_NIL_OR_BELOW, QUARTILES
 from cml.projection import Forecast, comparison_years, option_comparison
 from cml.scenarios import BASELINE, SETTING_WORDS, WHAT_IF
@@ -377,7 +377,7 @@ def _lease(library: dict, forecast: Forecast) -> dict:
         "type": LEASE_TYPE_LABELS.get(library["lease_type"], library["lease_type"]),
         "start": long_date(library["lease_start"]),
         "end": long_date(library["lease_end"]),
-        "as_of": long_date(fy_end(parse_fy(library["last_actual_year"]))),
+        "as_of": long_date(library["accounts_made_up_to"]),
         "years_remaining": remaining,
         "security_years": security_years,
         "secure": remaining >= security_years,
@@ -744,7 +744,10 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
         "library": {"name": library["name"], "library_id": library_id,
                     "transfer_date": long_date(library["transfer_date"]),
                     "reserves_target_months": float(library["reserves_target_months"]),
-                    "original_running_costs": float(library["original_running_costs"])},
+                    "original_running_costs": float(library["original_running_costs"]),
+                    "year_end": library["year_end"], "standard_year_end": library["year_end"] == STANDARD_YEAR_END,
+                    "accounts_made_up_to": long_date(library["accounts_made_up_to"]),
+                    "receipts_and_payments": library["accounts_basis"] == RECEIPTS_AND_PAYMENTS},
         "rag_rule": rag_rule(forecast),
         "method": method_context(forecast, library_id),
         "cafe_ratio": _cafe_ratio(forecast, library_id),

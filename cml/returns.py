@@ -14,9 +14,11 @@ import pandas as pd
 from openpyxl import Workbook, load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
+from cml.fy import STANDARD_YEAR_END
+
 LIBRARY_SHEET = "Library"
 SHEET_COLUMNS = {
-    "Accounts": ("financial_year", "line", "amount"),
+    "Accounts": ("financial_year", "line", "amount", "fund"),
     "Reserves": ("financial_year", "unrestricted", "designated", "fixed_assets", "restricted"),
     "Projection": ("financial_year", "income", "expenditure", "closing_reserves"),
 }
@@ -91,24 +93,37 @@ def _sheet_as_text(sheet, name: str) -> pd.DataFrame:
     return pd.DataFrame.from_dict(body, orient="index", columns=header, dtype=str)
 
 
-INSTRUCTIONS = [
-    "How to fill in this annual return",
-    "",
-    ("1. Accounts: one row per financial year and line. The years and lines are filled in; type each amount "
-    "in pounds (never negative; 0 where a line had nothing). Pick a line from the drop-down list; the Lines "
-    "sheet says which lines are income and which are expenditure."),
-    ("2. Reserves: at each year's end, unrestricted funds, designated funds, fixed assets and restricted funds, "
-    "in pounds."),
-    ("3. Projection (optional): the trustees' own projection of income, expenditure and closing reserves for "
-    "future years (e.g. 2025/26)."),
-    "4. Do not rename the sheets or the header rows. Financial years are written like 2024/25.",
-    ("5. Save the workbook as .xlsx and put it in inputs/returns/; `cml validate` checks it with the same rules "
-    "as the CSVs and names any cell that is wrong."),
-]
+def instruction_lines(year_end: str, receipts_and_payments: bool) -> list[str]:
+    """The Instructions sheet: how to fill in the return, for this library's year end and kind of accounts."""
+    basis = ("receipts and payments (cash) accounts: funds are the cash held at the year end, and fixed assets are 0"
+             if receipts_and_payments else "accruals accounts (a statement of financial activities and a balance sheet)")
+    return [
+        "How to fill in this annual return",
+        "",
+        (f"This return expects the accounts as made up to {year_end} each year, as {basis} (libraries.csv says so: "
+         "year_end and accounts_basis; ask the council's support officer if either has changed). Write each year as "
+         "the financial year it mostly falls in: the year to 30 September 2024 is 2024/25, the year to 30 April 2024 "
+         "is 2023/24."),
+        ("1. Accounts: one row per financial year and line. The years and lines are filled in; type each amount "
+         "in pounds (never negative; 0 where a line had nothing). Pick a line from the drop-down list; the Lines "
+         "sheet says which lines are income and which are expenditure. fund: leave blank for the unrestricted "
+         "column; write restricted for a line in the restricted column (a line in both columns takes two rows, "
+         "one for each). The council's grant counts as income for running the library in either column."),
+        ("2. Reserves: at each year's end, unrestricted funds, designated funds, fixed assets and restricted funds, "
+         "in pounds."),
+        ("3. Projection (optional): the trustees' own projection of income, expenditure and closing reserves for "
+         "future years (e.g. 2025/26)."),
+        "4. Do not rename the sheets or the header rows. Financial years are written like 2024/25.",
+        ("5. Save the workbook as .xlsx and put it in inputs/returns/; `cml validate` checks it with the same rules "
+         "as the CSVs and names any cell that is wrong."),
+    ]
+
+
 TEMPLATE_ROWS = 500  # rows the drop-down lists and checks cover on each sheet
 
 
-def write_template(path: Path, library_id: str, lines: pd.DataFrame, years: list[str] | None = None) -> None:
+def write_template(path: Path, library_id: str, lines: pd.DataFrame, years: list[str] | None = None,
+                   year_end: str = STANDARD_YEAR_END, receipts_and_payments: bool = False) -> None:
     """A blank return for one library: an Instructions sheet; Accounts with every line of each
     year in ``years`` filled in (amounts left blank) and drop-down lists for the year and the
     line; Reserves with the years filled in; the allowed lines listed on a ``Lines`` sheet."""
@@ -156,6 +171,11 @@ def write_template(path: Path, library_id: str, lines: pd.DataFrame, years: list
                              error="An amount in pounds, never negative (0 where a line had nothing).")
     amounts.add(f"C2:C{rows}")
     accounts.add_data_validation(amounts)
+    funds = DataValidation(type="list", formula1='"unrestricted,restricted"', allow_blank=True, showErrorMessage=True,
+                           errorTitle="Not a fund", error="unrestricted (or blank) or restricted: the column of the "
+                           "accounts the line is in.")
+    funds.add(f"D2:D{rows}")
+    accounts.add_data_validation(funds)
     if years:
         year_list = DataValidation(type="list", formula1='"' + ",".join(years) + '"', allow_blank=True,
                                    showErrorMessage=True, errorStyle="warning", errorTitle="Another year?",
@@ -168,7 +188,7 @@ def write_template(path: Path, library_id: str, lines: pd.DataFrame, years: list
         reserve_years.add(f"A2:A{rows}")
         reserves.add_data_validation(reserve_years)
     instructions = book.create_sheet("Instructions", 0)
-    for text in INSTRUCTIONS:
+    for text in instruction_lines(year_end, receipts_and_payments):
         instructions.append([text])
     instructions["A1"].font = Font(bold=True, size=14)
     instructions.column_dimensions["A"].width = 110

@@ -12,7 +12,9 @@ How an award lands in financial years is an assumption (``[grant] payment``):
 * ``by_days`` - the award is apportioned to financial years by the days of the grant year that
   fall in each, as an accruals view would.
 
-Both keep the total: the apportioned amounts of a grant year always sum to its award.
+Both keep the total: the apportioned amounts of a grant year always sum to its award. A library
+whose accounts end on another day than 31 March has its grant counted in the accounting period it
+falls in, reported as that period's financial year (:mod:`cml.fy`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from cml.fy import fy_of_dates
+from cml.fy import accounting_years, period_ends
 
 PAYMENT_TIMINGS = ("in_advance", "by_days")
 
@@ -37,35 +39,36 @@ def add_years(dates: pd.Series, years: pd.Series) -> pd.Series:
 def grant_years(libraries: pd.DataFrame, taper: pd.DataFrame) -> pd.DataFrame:
     """One row per library and grant year: its dates and its award in pounds.
 
-    ``libraries`` needs ``library_id``, ``transfer_date`` and ``original_running_costs``;
-    ``taper`` needs ``grant_year`` and ``percent_of_running_costs``.
+    ``libraries`` needs ``library_id``, ``transfer_date``, ``original_running_costs`` and
+    ``year_end``; ``taper`` needs ``grant_year`` and ``percent_of_running_costs``.
     """
-    rows = libraries[["library_id", "transfer_date", "original_running_costs"]].merge(
+    rows = libraries[["library_id", "transfer_date", "original_running_costs", "year_end"]].merge(
         taper[["grant_year", "percent_of_running_costs"]], how="cross"
     )
     transfer = pd.to_datetime(rows["transfer_date"])
     rows["start"] = add_years(transfer, rows["grant_year"] - 1)
     rows["end"] = add_years(transfer, rows["grant_year"])
     rows["award"] = rows["original_running_costs"] * rows["percent_of_running_costs"] / 100.0
-    return rows[["library_id", "grant_year", "start", "end", "award"]].reset_index(drop=True)
+    return rows[["library_id", "grant_year", "start", "end", "award", "year_end"]].reset_index(drop=True)
 
 
 def apportion_to_financial_years(years: pd.DataFrame, payment: str) -> pd.DataFrame:
     """Split each grant year's award across the financial years it is paid in.
 
-    A twelve-month grant year touches at most two financial years, so each row becomes a
-    first part (from its start to the next 1 April, or all of it) and a remainder.
+    A twelve-month grant year touches at most two of the library's accounting years, so each row
+    becomes a first part (from its start to the start of the next accounting year, or all of it)
+    and a remainder.
     Returns ``library_id, grant_year, year, amount`` with zero-amount parts dropped.
     """
     if payment not in PAYMENT_TIMINGS:
         raise ValueError(f"grant payment must be one of {PAYMENT_TIMINGS}, not {payment!r}")
     start, end = years["start"], years["end"]
-    first_fy = fy_of_dates(start)
-    next_april = pd.to_datetime(pd.DataFrame({"year": first_fy + 1, "month": 4, "day": 1}))
+    first_fy = accounting_years(start, years["year_end"])
+    next_period = period_ends(first_fy, years["year_end"]) + pd.Timedelta(days=1)
     if payment == "in_advance":
         share_first = np.ones(len(years))
     else:
-        days_first = (np.minimum(end, next_april) - start).dt.days
+        days_first = (np.minimum(end, next_period) - start).dt.days
         share_first = days_first / (end - start).dt.days
     first = years.assign(year=first_fy, amount=years["award"] * share_first)
     rest = years.assign(year=first_fy + 1, amount=years["award"] - first["amount"])

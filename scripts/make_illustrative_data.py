@@ -305,6 +305,8 @@ def make_libraries(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame
         "lease_years": 10,
         "reserves_target_months": rng.choice([3, 6, 12], size=n, p=[0.2, 0.6, 0.2]),
         "illustrative": "yes",
+        "year_end": "31 March",  # every council-transferred library here files to 31 March (the council's own year)
+        "accounts_basis": "accruals",
     })
 
     # Covid business grants were for tourism, leisure and hospitality (seed 000 para 24), so

@@ -94,11 +94,11 @@ SHAPES_REFUSED = {
     "a column repeated exactly": (rewrite("taper.csv", lambda lines: [lines[0] + ",source"] + [line + ",x" for line in lines[1:]]),
                                   "taper.csv:1: source: column appears more than once in the header"),
     "an unquoted decimal comma": (cell("libraries.csv", 2, "original_running_costs", "5479,93"),
-                                  "libraries.csv:2: -: 10 values where the header has 9"),
+                                  "libraries.csv:2: -: 12 values where the header has 11"),
     "tab-separated text": (rewrite("taper.csv", lambda lines: [line.replace(",", "\t") for line in lines]),
                            "taper.csv:1: -: values are separated by tabs, not ','"),
     "one row too long": (rewrite("libraries.csv", lambda lines: lines[:3] + [lines[3] + ",extra"] + lines[4:]),
-                         "libraries.csv:4: -: 10 values where the header has 9"),
+                         "libraries.csv:4: -: 12 values where the header has 11"),
     "an unclosed quote": (rewrite("taper.csv", lambda lines: lines[:2] + ['3,60,"never closed'] + lines[3:]),
                           "taper.csv:"),
 }

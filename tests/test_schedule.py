@@ -15,9 +15,9 @@ INPUTS = Path(__file__).resolve().parents[1] / "inputs"
 TAPER = pd.read_csv(INPUTS / "taper.csv")
 
 
-def one_library(transfer: date, costs: float = 10_000.0) -> pd.DataFrame:
+def one_library(transfer: date, costs: float = 10_000.0, year_end: str = "31 March") -> pd.DataFrame:
     return pd.DataFrame({"library_id": ["a"], "transfer_date": [pd.Timestamp(transfer)],
-                         "original_running_costs": [costs]})
+                         "original_running_costs": [costs], "year_end": [year_end]})
 
 
 def test_shipped_taper_is_100_80_60_40_20_20_20():
@@ -76,3 +76,25 @@ def test_by_days_touches_at_most_eight_financial_years(transfer):
     assert len(schedule) in (7, 8)
     assert schedule["year"].diff().dropna().eq(1).all()
     assert schedule["year"].min() == fy_of(transfer)
+
+
+def test_a_30_september_year_end_takes_each_grant_in_the_period_it_is_paid_in():
+    """Transfer 1 October 2015, accounts to 30 September: grant year k is accounting year k exactly.
+    The year to 30 September 2016 (182 days in 2015/16, 183 in 2016/17) is reported as 2016/17, so
+    the first grant of £10,000 is 2016/17's, whole, whether paid in advance or spread by days; the
+    seventh and last is 2022/23's (against 2021/22 for the same library with a 31 March year end)."""
+    library = one_library(date(2015, 10, 1), year_end="30 September")
+    for payment in ("in_advance", "by_days"):
+        schedule = grant_schedule(library, TAPER, payment).set_index("year")["council_grant"]
+        assert schedule.to_dict() == pytest.approx({2016: 10_000, 2017: 8_000, 2018: 6_000, 2019: 4_000, 2020: 2_000,
+                                                    2021: 2_000, 2022: 2_000})
+
+
+def test_a_5_april_year_end_splits_by_days_at_6_april():
+    """Transfer 1 October 2015, accounts to 5 April: the period 6 April 2015 to 5 April 2016 is
+    2015/16 and holds 188 of grant year 1's 366 days (1 October 2015 to 5 April 2016)."""
+    parts = apportion_to_financial_years(grant_years(one_library(date(2015, 10, 1), year_end="5 April"), TAPER),
+                                         "by_days")
+    year_one = parts[parts["grant_year"] == 1].set_index("year")["amount"]
+    assert year_one[2015] == pytest.approx(10_000 * 188 / 366)
+    assert year_one[2016] == pytest.approx(10_000 * 178 / 366)
