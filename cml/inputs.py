@@ -60,6 +60,9 @@ MAX_MONTHS = 120  # a reserves policy of more than ten years' spending is a typi
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # invisible in a PDF, and can break the PDF writer
 GRANT_TOLERANCE = 0.01  # the taper and programme grants must give what the accounts show, to 1%
 MAX_LEASE_YEARS = 125  # the longest lease a council grants a community group; 999 would overflow the dates
+MAX_LIBRARIES = 3_000  # the scale the pack is built and benchmarked for (benchmarks/); split a larger portfolio by area
+MAX_LIBRARY_FUTURES = 10_000_000  # libraries x simulation.draws held at once: about 1 GiB a scenario (benchmarks/simulation.py)
+MAX_FILE_BYTES = 100_000_000  # an input this size holds far more than 3,000 libraries' accounts (58 MB for 10,000)
 MAX_MONEY = 100_000_000  # £100 million: far above any library's figures; 1e308 would overflow the sums to inf
 
 
@@ -311,6 +314,11 @@ def read_text_table(path: Path, label: str, problems: list[Problem], warnings: l
     warnings = [] if warnings is None else warnings
     if not path.exists():
         problems.append(Problem(label, None, None, "file is missing"))
+        return None
+    if path.stat().st_size > MAX_FILE_BYTES:
+        problems.append(Problem(label, None, None, f"file is {path.stat().st_size / 1e6:,.1f} MB, more than the "
+                                f"{MAX_FILE_BYTES / 1e6:,.1f} MB cml reads (the accounts of {MAX_LIBRARIES:,} libraries "
+                                "take about 17 MB): split the portfolio into areas, each in its own inputs folder"))
         return None
     data = path.read_bytes()
     try:
@@ -1127,6 +1135,24 @@ def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[
 # The public entry point
 
 
+def too_many_libraries(libraries: pd.DataFrame, assumptions: Assumptions | None, problems: list[Problem]) -> bool:
+    """More libraries than one run is built for, or than its futures fit in memory: refused at once
+    (a 10,000-library portfolio ran for minutes and then crashed, holding 8 GB)."""
+    count = len(libraries)
+    if count > MAX_LIBRARIES:
+        problems.append(Problem("libraries.csv", int(libraries[WHERE_ROW].iloc[MAX_LIBRARIES]), None, (
+            f"{count:,} libraries: one run forecasts at most {MAX_LIBRARIES:,} (the pack would take hours and more memory "
+            "than a desktop has); split the portfolio into areas, each in its own inputs folder")))
+        return True
+    if assumptions is not None and count * assumptions.simulation_draws > MAX_LIBRARY_FUTURES:
+        fits = MAX_LIBRARY_FUTURES // count
+        problems.append(Problem("assumptions.toml", None, "simulation.draws", (
+            f"{assumptions.simulation_draws:,} futures for each of {count:,} libraries is more than cml holds at once "
+            f"({MAX_LIBRARY_FUTURES:,} library-futures, about 1 GiB a scenario): set draws to {fits:,} or fewer")))
+        return True
+    return False
+
+
 def file_checksums(directory: Path) -> dict[str, str]:
     """SHA-256 of every input file, recorded in ``run.json`` and on every page."""
     checksums = {}
@@ -1158,6 +1184,8 @@ def load_inputs(directory: Path) -> Inputs:
         checked = None if raw is None else check_table(raw, spec, spec.name, problems)
         if checked is not None:
             tables[spec.name] = checked
+        if spec is LIBRARIES and checked is not None and too_many_libraries(checked, assumptions, problems):
+            raise InputError(problems)  # before reading accounts a run could not finish with
     if not problems:
         tables = apply_returns(directory / "returns", tables, problems)
     if not problems and assumptions is not None:

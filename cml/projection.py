@@ -1010,12 +1010,14 @@ def build_forecast(inputs: Inputs, scenarios: list[Scenario], steps: list[StepRu
         recommendation=recommendation if recommendation and recommendation.scenario in {s.name for s in scenarios} else None,
     )
     by_library, by_portfolio = step_effects(inputs, baseline, steps, fits, names)
-    simulated = {name: simulate_run(run, next(s.assumptions for s in scenarios if s.name == name))
-                 for name, run in runs.items()}
-    forecast = replace(forecast, risk=pd.concat([labelled(library_risk(sim), name, names) for name, sim in simulated.items()],
-                                                ignore_index=True),
-                       portfolio_risk=pd.concat([labelled(portfolio_risk(sim), name) for name, sim in simulated.items()],
-                                                ignore_index=True),
+    library_risks, portfolio_risks = [], []
+    for name, run in runs.items():  # one scenario's futures in memory at a time: summarised, then let go
+        sim = simulate_run(run, next(s.assumptions for s in scenarios if s.name == name))
+        library_risks.append(labelled(library_risk(sim), name, names))
+        portfolio_risks.append(labelled(portfolio_risk(sim), name))
+        del sim
+    forecast = replace(forecast, risk=pd.concat(library_risks, ignore_index=True),
+                       portfolio_risk=pd.concat(portfolio_risks, ignore_index=True),
                        fits=fit_table(baseline.fits), fit_records=tuple(baseline.fits.records()),
                        targets=labelled_targets(fundraising_targets(baseline, baseline_assumptions), names),
                        sensitivity=by_library, portfolio_sensitivity=by_portfolio)

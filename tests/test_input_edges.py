@@ -579,3 +579,35 @@ def test_a_name_too_long_for_a_briefing_is_refused(inputs_dir: Path) -> None:
     with pytest.raises(InputError) as err:
         load_inputs(inputs_dir)
     assert "libraries.csv:2: name: is 5000 characters long" in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Size: refused at once, before the accounts are read
+
+
+def test_more_libraries_than_a_run_is_built_for_are_refused_before_the_accounts_are_read(inputs_dir):
+    """3,001 libraries: refused on libraries.csv alone, naming the first row over the limit; the
+    accounts are not read (a damaged accounts.csv raises nothing more)."""
+    shipped = pd.read_csv(inputs_dir / "libraries.csv", dtype=str, keep_default_na=False)
+    copies = [shipped.assign(library_id=shipped["library_id"] + f"-{i}") for i in range(3001 // len(shipped) + 1)]
+    pd.concat(copies).iloc[:3001].to_csv(inputs_dir / "libraries.csv", index=False)
+    (inputs_dir / "accounts.csv").write_bytes(b"\xff\xfe not even text")
+    assert problems_of(inputs_dir) == ["libraries.csv:3002: -: 3,001 libraries: one run forecasts at most 3,000 (the pack "
+                                       "would take hours and more memory than a desktop has); split the portfolio into "
+                                       "areas, each in its own inputs folder"]
+
+
+def test_more_futures_than_fit_in_memory_are_refused_with_the_draws_that_would(inputs_dir):
+    """35 libraries x 300,000 draws = 10.5 million library-futures, over the 10 million held at once."""
+    path = inputs_dir / "assumptions.toml"
+    text = path.read_text()
+    simulation = text.index("[simulation]")
+    path.write_text(text[:simulation] + text[simulation:].replace("draws = 4000", "draws = 300000", 1))
+    assert any(m.startswith("assumptions.toml: simulation.draws: 300,000 futures for each of 35 libraries") and
+               "set draws to 285,714 or fewer" in m for m in problems_of(inputs_dir))
+
+
+def test_an_input_file_too_large_to_hold_is_refused_unread(inputs_dir, monkeypatch):
+    import cml.inputs
+    monkeypatch.setattr(cml.inputs, "MAX_FILE_BYTES", 100_000)  # the shipped accounts.csv is 173 kB
+    assert any(m.startswith("accounts.csv: -: file is 0.2 MB, more than the 0.1 MB cml reads") for m in problems_of(inputs_dir))
