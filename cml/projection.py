@@ -722,13 +722,19 @@ def interim_provision(projection: pd.DataFrame, per_year: float, years: int, ass
     return failed[["library_id", "year"]].assign(component="interim_provision", amount=amount)
 
 
-def without_failed_libraries(council: pd.DataFrame, projection: pd.DataFrame) -> pd.DataFrame:
+def without_failed_libraries(council: pd.DataFrame, projection: pd.DataFrame, failures: pd.DataFrame) -> pd.DataFrame:
     """The council's costs less what it would no longer pay once a library has closed: after the
-    year it runs out, only interim provision is counted (no grant, fees, fabric or running costs)."""
+    year it runs out, only interim provision is counted (no grant, fees, routine fabric or running
+    costs), and building failures (``failures``: ``library_id, year, amount``, whoever's lease
+    carried them): the building is the council's again, and a failed roof or boiler must be made
+    safe whether or not a library runs in it (counted as ``fabric_repairs``)."""
     failed = failed_years(projection)
     after = failed[failed["years_since"] > 0].set_index(["library_id", "year"]).index
     keys = pd.MultiIndex.from_frame(council[["library_id", "year"]])
-    return council[~keys.isin(after) | (council["component"] == "interim_provision").to_numpy()]
+    kept = council[~keys.isin(after) | (council["component"] == "interim_provision").to_numpy()]
+    closed = failures[pd.MultiIndex.from_frame(failures[["library_id", "year"]]).isin(after)].assign(component="fabric_repairs")
+    columns = ["library_id", "year", "component", "amount"]
+    return pd.concat([kept, closed[columns]], ignore_index=True).groupby(columns[:3], as_index=False)["amount"].sum()
 
 
 def fund_needs(lines: pd.DataFrame, grid: pd.DataFrame, income_cuts: pd.DataFrame) -> pd.DataFrame:
@@ -781,6 +787,7 @@ def project_scenario(inputs: Inputs, scenario: Scenario, fits: Fits) -> Scenario
                                                     ).where(leases["year"] > leases["library_id"].map(last_actual))
     lines, lease_fees = apply_leases(lines, grid, scenario, leases)
     running_costs = set(inputs.lines.loc[inputs.lines["running_cost"] == "yes", "line"])
+    failures = lines[forecast_rows(lines, grid) & (lines["line"] == BUILDING_FAILURE)]  # before any move to the council
     lines, taken_back = transfer_to_council(lines, grid, scenario, libraries, running_costs)
     lines = attach_line_meta(lines, inputs)
     interest_line = inputs.lines.loc[inputs.lines["forecast"] == "interest", "line"]
@@ -805,7 +812,7 @@ def project_scenario(inputs: Inputs, scenario: Scenario, fits: Fits) -> Scenario
     a = inputs.assumptions
     interim = interim_provision(projection, a.interim_provision_per_year, a.interim_provision_years, a)
     council = without_failed_libraries(council_costs(lines, claims, rolled.ledger, [lease_fees, taken_back, interim], grid),
-                                       projection)
+                                       projection, failures)
     return ScenarioRun(projection, lines, council, claims, rolled.ledger, leases, libraries, schedule, base, flows,
                        exposure, rules, fits)
 
