@@ -183,7 +183,7 @@ def draw_flows(rng: np.random.Generator, draws: int, central: Flows, exposure: E
 
     def year_major(array: np.ndarray) -> np.ndarray:  # the central (1, libraries, years) -> (years, draws, libraries)
         out = np.empty((n_year, draws, n_lib), f32)
-        out[:] = array[0].T[:, None, :]
+        out[:] = np.ascontiguousarray(array[0].T, dtype=f32)[:, None, :]  # rows in order: half the time of the strided copy
         return out
 
     surplus, recurring = year_major(central.surplus), year_major(central.recurring)
@@ -263,20 +263,25 @@ def simulate(central: Flows, exposure: Exposure, rules: FundRules, u: Uncertaint
     not depend on the machine or on the other chunks."""
     total = settings.draws if draws is None else draws
     step = max(1, settings.chunk_cells // max(1, len(central.libraries)))
-    sizes = [min(step, total - start) for start in range(0, total, step)]
-    children = np.random.SeedSequence(settings.seed).spawn(len(sizes))
+    starts = list(range(0, total, step))
+    children = np.random.SeedSequence(settings.seed).spawn(len(starts))
+    n_lib, n_year = central.ahead.shape
+    free = np.empty((total, n_lib, n_year), np.float32)
+    closing, unmet = np.empty((total, n_year)), np.empty((total, n_year))
 
-    def chunk(size: int, child: np.random.SeedSequence):
+    def chunk(start: int, child: np.random.SeedSequence) -> None:
+        size = min(step, total - start)
         flows = draw_flows(np.random.default_rng(child), size, central, exposure, u, rules.pays_building_failures)
         rolled = roll(flows, rules, size, dtype=np.float32)
-        return rolled.free_reserves, rolled.ledger["closing"], rolled.ledger["unmet_fund_empty"]
+        rows = slice(start, start + size)  # written in place by the chunk's own thread: no concatenation after
+        free[rows], closing[rows], unmet[rows] = (rolled.free_reserves, rolled.ledger["closing"],
+                                                  rolled.ledger["unmet_fund_empty"])
 
     # Chunks are independent (each its own seed), so they run side by side on the machine's cores
     # (numpy frees the interpreter lock in its array loops); the results do not depend on how many.
-    with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, len(sizes)))) as pool:
-        free, closing, unmet = zip(*pool.map(chunk, sizes, children))
-    return Simulated(central.libraries, central.years, np.concatenate(free), np.concatenate(closing),
-                     np.concatenate(unmet))
+    with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, len(starts)))) as pool:
+        list(pool.map(chunk, starts, children))
+    return Simulated(central.libraries, central.years, free, closing, unmet)
 
 
 # ---------------------------------------------------------------------------------------------
