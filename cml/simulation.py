@@ -266,7 +266,7 @@ def simulate(central: Flows, exposure: Exposure, rules: FundRules, u: Uncertaint
     starts = list(range(0, total, step))
     children = np.random.SeedSequence(settings.seed).spawn(len(starts))
     n_lib, n_year = central.ahead.shape
-    free = np.empty((total, n_lib, n_year), np.float32)
+    free = np.moveaxis(np.empty((n_year, total, n_lib), np.float32), 0, -1)  # laid out years first, as roll's own
     closing, unmet = np.empty((total, n_year)), np.empty((total, n_year))
 
     def chunk(start: int, child: np.random.SeedSequence) -> None:
