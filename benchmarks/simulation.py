@@ -56,7 +56,7 @@ def with_setting(text: str, section: str, key: str, value: str) -> str:
     start = text.index(f"\n[{section}]\n")
     end = text.find("\n[", start + 1)
     end = len(text) if end < 0 else end
-    body, count = re.subn(rf"^{key} = [^#\n]*?(\s*(#|$))", rf"{key} = {value}\1", text[start:end], count=1, flags=re.M)
+    body, count = re.subn(rf"^{key} = [^#\n]*?(\s*(#|$))", rf"{key} = {value}\1", text[start:end], count=1, flags=re.MULTILINE)
     if not count:
         raise KeyError(f"{section}.{key} is not in assumptions.toml")
     return text[:start] + body + text[end:]

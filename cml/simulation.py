@@ -115,7 +115,8 @@ class PersistentNoise:
     year, itself one noisy year and not the trend, so what :meth:`next` gives is the year's
     residual less the base year's: variance ``2 sd^2 (1 - persistence^h)`` after ``h`` years.
     (Treating the base year as the trend made the bands too narrow by about a third in the
-    backtest.) One year at a time, in place, so the arrays stay three of one year of one chunk.
+    backtest.) One year at a time and in place: its three arrays (level, base, deviation) are each one
+    year of one chunk.
     """
 
     def __init__(self, rng: np.random.Generator, draws: int, libraries: int, sd: float, persistence: float,
