@@ -89,21 +89,33 @@ class Flows:
     cash_less_free: np.ndarray  # (libraries,): designated funds, which also earn interest
 
 
-def pay_in_order(allowed: np.ndarray, months: np.ndarray, balance: np.ndarray) -> np.ndarray:
-    """Pay each draw's claims from its ``balance``, fewest months of cover first (ties in
-    library order), first come first served; return the amounts paid.
+def months_of_cover(supported: np.ndarray, recurring: np.ndarray) -> np.ndarray:
+    """Months of the year's recurring spending the supported position covers; infinite where nothing is spent.
 
-    >>> pay_in_order(np.array([[30.0, 50.0, 40.0]]), np.array([[1.0, 2.0, 3.0]]), np.array([60.0])).tolist()
+    >>> months_of_cover(np.array([3000.0, 500.0]), np.array([12000.0, 0.0])).tolist()
+    [3.0, inf]
+    """
+    monthly = recurring / 12.0
+    return np.where(monthly > 0, supported / np.where(monthly > 0, monthly, 1.0), np.inf)
+
+
+def pay_in_order(allowed: np.ndarray, supported: np.ndarray, recurring: np.ndarray, balance: np.ndarray) -> np.ndarray:
+    """Pay each draw's claims from its ``balance``, fewest months of cover first (ties in
+    library order), first come first served; return the amounts paid. Months of cover are
+    worked out only for the draws the fund cannot pay in full, the only ones where order matters.
+
+    >>> recurring = np.array([[120.0, 120.0, 120.0]])
+    >>> pay_in_order(np.array([[30.0, 50.0, 40.0]]), np.array([[10.0, 20.0, 30.0]]), recurring, np.array([60.0])).tolist()
     [[30.0, 30.0, 0.0]]
-    >>> pay_in_order(np.array([[30.0, 50.0]]), np.array([[5.0, 2.0]]), np.array([60.0])).tolist()
+    >>> pay_in_order(np.array([[30.0, 50.0]]), np.array([[50.0, 20.0]]), recurring[:, :2], np.array([60.0])).tolist()
     [[10.0, 50.0]]
     """
     balance = np.maximum(balance, 0.0)
     total = allowed.sum(axis=1)
-    paid = np.where((total <= balance)[:, None], allowed, 0.0).astype(allowed.dtype)
+    paid = np.where((total <= balance)[:, None], allowed, 0.0).astype(allowed.dtype, copy=False)
     short = (total > balance) & (balance > 0)  # order matters only where the fund can pay some but not all
     if short.any():
-        order = np.argsort(months[short], axis=1, kind="stable")
+        order = np.argsort(months_of_cover(supported[short], recurring[short]), axis=1, kind="stable")
         wanted = np.take_along_axis(allowed[short], order, axis=1)
         before = np.cumsum(wanted, axis=1) - wanted
         got = np.clip(balance[short, None] - before, 0.0, wanted)
@@ -121,6 +133,16 @@ def within_cap(claimed: np.ndarray, cap_left: np.ndarray, cap_per_claim: float) 
     [6.0, 4.0, 3.0]
     """
     return np.clip(cap_left, 0.0, np.minimum(claimed, cap_per_claim))
+
+
+def where_ahead(ahead: np.ndarray, value: np.ndarray, other: float | np.ndarray) -> np.ndarray:
+    """``np.where(ahead, value, other)``: ``value`` itself where every library is in a forecast
+    year, as in most years, which saves a pass over draws x libraries (and gives the same figures).
+
+    >>> where_ahead(np.array([True, False]), np.array([1.0, 2.0]), 0.0).tolist()
+    [1.0, 0.0]
+    """
+    return value if ahead.all() else np.where(ahead, value, other)
 
 
 def interest_on(opening_cash: np.ndarray, rate: float) -> np.ndarray:
@@ -179,16 +201,15 @@ def roll(flows: Flows, rules: FundRules, draws: int, keep: frozenset[str] = froz
                 ledger["payments"][:, j], ledger["closing"][:, j] = paid_before, balance
                 ledger["unmet_over_caps"][:, j] = ledger["unmet_fund_empty"][:, j] = 0.0
             continue
-        interest = np.where(ahead, interest_on(own + flows.cash_less_free, rules.interest_rate), 0.0)
-        own_before = own + np.where(ahead, flows.surplus[..., j] + interest, 0.0)
+        interest = where_ahead(ahead, interest_on(own + flows.cash_less_free, rules.interest_rate), 0.0)
+        own_before = own + where_ahead(ahead, flows.surplus[..., j] + interest, 0.0)
         if year >= rules.opening_year:
             top_up, paid_before = rules.top_ups.get(int(year), 0.0), float(flows.recorded[j])
             ledger["opening"][:, j], ledger["top_ups"][:, j] = balance, top_up
             balance = balance + top_up - paid_before
             open_now = ahead & (own + topped >= 0)
-            monthly = np.broadcast_to(flows.recurring[..., j] / 12.0, shape)
+            recurring = np.broadcast_to(flows.recurring[..., j], shape)
             supported = own_before + topped
-            months = np.where(monthly > 0, supported / np.where(monthly > 0, monthly, 1.0), np.inf)
             cap_left = np.maximum(rules.cap_per_library - drawn, 0.0)
             paid_emergency = np.zeros(shape, dtype)
             year_claims = {}
@@ -199,15 +220,15 @@ def roll(flows: Flows, rules: FundRules, draws: int, keep: frozenset[str] = froz
                 allowed = claimed if kind == "programme" else within_cap(claimed, cap_left, rules.cap_per_claim)
                 if kind != "programme":
                     cap_left = cap_left - allowed
-                paid = pay_in_order(allowed, months, balance)
+                paid = pay_in_order(allowed, supported, recurring, balance)
                 balance = balance - paid.sum(axis=1)
                 paid_emergency += paid
                 year_claims[kind] = (claimed, allowed, paid)
             if rules.pays_reserves_floor:
-                floor = rules.reserves_floor_months * np.maximum(monthly, 0.0)
+                floor = rules.reserves_floor_months * np.maximum(recurring / 12.0, 0.0)
                 claimed = np.where(open_now, np.maximum(floor - supported - paid_emergency - floor_unmet, 0.0), 0.0)
                 allowed = within_cap(claimed, cap_left, rules.cap_per_claim)
-                paid = pay_in_order(allowed, months, balance)
+                paid = pay_in_order(allowed, supported, recurring, balance)
                 balance = balance - paid.sum(axis=1)
                 year_claims[DISCRETIONARY] = (claimed, allowed, paid)
                 floor_unmet = claimed - paid
@@ -224,10 +245,10 @@ def roll(flows: Flows, rules: FundRules, draws: int, keep: frozenset[str] = froz
             ledger["unmet_over_caps"][:, j] = sum((c - a).sum(axis=1) for c, a, _ in parts)
             ledger["unmet_fund_empty"][:, j] = sum((a - p).sum(axis=1) for _, a, p in parts)
             own_before = own_before + paid_emergency
-        own = np.where(ahead, own_before, own)
+        own = where_ahead(ahead, own_before, own)
         for name, value in (("free_reserves", own), ("interest", interest), ("top_ups_to_date", topped)):
             if name in out:
-                out[name][..., j] = np.where(ahead, value, np.nan)
+                out[name][..., j] = where_ahead(ahead, value, np.nan)
     return Rolled(out.get("free_reserves"), out.get("interest"), out.get("top_ups_to_date"), claims, ledger)
 
 

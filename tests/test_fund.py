@@ -54,8 +54,9 @@ def test_no_library_draws_more_than_its_cap(scenario_forecast, inputs):
 
 def test_pay_in_order_stops_when_the_fund_is_dry():
     claims = np.array([[10.0, 20.0, 30.0], [10.0, 20.0, 30.0]])
-    months = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])  # the second future pays the neediest (last) first
-    assert pay_in_order(claims, months, np.array([25.0, 35.0])).tolist() == [[10.0, 15.0, 0.0], [0.0, 5.0, 30.0]]
+    supported = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]]) * 1000  # the second future pays the neediest (last) first
+    assert pay_in_order(claims, supported, np.full((2, 3), 12_000.0), np.array([25.0, 35.0])).tolist() == [
+        [10.0, 15.0, 0.0], [0.0, 5.0, 30.0]]
 
 
 def test_the_2020_rerun_forecasts_from_2019_20_and_pays_the_programme_grant_from_the_fund(scenario_forecast):
