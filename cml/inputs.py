@@ -57,7 +57,7 @@ SIDES = ("income", "expenditure")
 FORECAST_METHODS = ("schedule", "one_off", "trend", "fitted", "ratio", "interest")
 YES_NO = ("yes", "no")
 MAX_MONTHS = 120  # a reserves policy of more than ten years' spending is a typing slip, not a policy
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # invisible in a PDF, and can break the PDF writer
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")  # invisible in a PDF, and can break the PDF writer
 GRANT_TOLERANCE = 0.01  # the taper and programme grants must give what the accounts show, to 1%
 MAX_LEASE_YEARS = 125  # the longest lease a council grants a community group; 999 would overflow the dates
 MAX_LIBRARIES = 3_000  # the scale the pack is built and benchmarked for (benchmarks/); split a larger portfolio by area
@@ -413,12 +413,36 @@ SEMICOLON_ADVICE = ("save it as \"CSV UTF-8 (comma delimited)\" with '.' for pen
 WHERE_FILE, WHERE_ROW = "_file", "_row"  # where each row came from, for messages after tables are merged
 
 
-def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list[Problem]) -> pd.DataFrame | None:
+def match_headings(frame: pd.DataFrame, spec: TableSpec, label: str, warnings: list[str]) -> pd.DataFrame:
+    """Headings as a spreadsheet may spell them (``Year_End``, ``year end``, ``Fund``) read as the
+    column they name, and any other heading named as not read: an optional column under a heading
+    cml does not know would otherwise be left out without a word (a restricted marking lost, a
+    year end read as 31 March). Both are warnings, naming the heading."""
+    names = [c.name for c in spec.columns]
+    renames, unknown = {}, []
+    for heading in frame.columns:
+        if heading in names:
+            continue
+        plain = re.sub(r"[\s-]+", "_", heading.strip().lower())
+        if plain in names and plain not in frame.columns and plain not in renames.values():
+            renames[heading] = plain
+        elif heading:
+            unknown.append(heading)
+    warnings += [f"{label}: the column headed '{h}' was read as {n}" for h, n in renames.items()]
+    if unknown:
+        warnings.append(f"{label}: column{'s' if len(unknown) > 1 else ''} {', '.join(repr(h) for h in unknown)} "
+                        f"{'are' if len(unknown) > 1 else 'is'} not read (cml reads {', '.join(names)})")
+    return frame.rename(columns=renames) if renames else frame
+
+
+def check_table(frame: pd.DataFrame, spec: TableSpec, label: str, problems: list[Problem],
+                warnings: list[str] | None = None) -> pd.DataFrame | None:
     """Convert each column to its kind, collecting a problem for every bad cell and duplicate.
 
     ``frame`` is all strings, indexed by the row number the user sees. Returns the converted
     frame, or None when required columns are missing (nothing further can be checked).
     """
+    frame = match_headings(frame, spec, label, [] if warnings is None else warnings)
     missing = [c.name for c in spec.columns if c.required and c.name not in frame.columns]
     for name in missing:
         problems.append(Problem(label, frame.attrs.get("header_row", 1), name, "required column is missing"))
@@ -461,14 +485,19 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
     if column.kind in ("money", "number", "count", "percent", "months"):
         number, _not_number = _numbers(raw, present, label, column.name, problems)
         if column.kind in ("money", "number"):
+            dotted = raw.str.fullmatch(DOTTED_THOUSANDS).fillna(False).astype(bool) & number.notna()
+            _report(dotted, raw, label, column.name, "'{value}' could be thousands with a '.' between them (as some "
+                    "European spreadsheets write) or pounds with three decimal places: write 1860 or 1.86", problems)
+            number = number.where(~dotted)
             _report(number.abs() > MAX_MONEY, raw, label, column.name, f"'{{value}}' is more than £{MAX_MONEY:,.0f}: money "
                     "is in pounds, and a figure this size is a typing slip", problems)
             number = number.where(number.abs() <= MAX_MONEY)
         if column.kind in ("money", "count", "percent", "months"):
             _report(number < 0, raw, label, column.name, "'{value}' must not be negative", problems)
         if column.minimum is not None:
-            _report((number >= 0) & (number < column.minimum), raw, label, column.name, f"'{{value}}' must be at least {column.minimum:g}",
-                    problems)
+            reported = (number < 0) if column.kind in ("money", "count", "percent", "months") else False  # said already
+            _report((number < column.minimum) & ~reported, raw, label, column.name,
+                    f"'{{value}}' must be at least {column.minimum:g}", problems)
         if column.maximum is not None:
             _report(number > column.maximum, raw, label, column.name, f"'{{value}}' is more than {column.maximum:g}", problems)
         if column.kind == "percent":
@@ -486,8 +515,12 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
         return dates
     if column.kind == "year_end":
         ends = raw.map(_year_end_or_none)
-        _report(present & ends.isna(), raw, label, column.name,
-                "'{value}' is not a year end: write the day the accounts are made up to, like 30 September", problems)
+        for row, value in raw[present & ends.isna()].items():
+            try:
+                parse_year_end(value)
+            except ValueError as err:
+                problems.append(Problem(label, int(row), column.name, f"{err}: write the day the accounts are made up "
+                                        "to, like 30 September"))
         return ends
     if column.kind == "fy":
         years = raw.map(_fy_or_none)
@@ -498,6 +531,7 @@ def _convert(raw: pd.Series, column: Column, label: str, problems: list[Problem]
 
 
 THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?"  # 1,234.56 or 12,345: the only place a comma may stand
+DOTTED_THOUSANDS = r"[+-]?\d{1,3}(?:\.\d{3})+"  # 1.860 or 1.234.567: a European thousands point, or three decimals?
 
 
 def _numbers(raw: pd.Series, present: pd.Series, label: str, column: str,
@@ -763,9 +797,11 @@ def check_references(tables: dict[str, pd.DataFrame], assumptions: Assumptions, 
     libraries, lines = tables["libraries.csv"], tables["lines.csv"]
     _flag(libraries, ~libraries["library_id"].str.fullmatch(SLUG), "library_id",
           "'{value}' should be lower-case letters, digits and hyphens (e.g. barrow-upon-soar): it names files", problems)
-    for frame, column in ((libraries, "name"), (lines, "label")):
+    risks = [(tables["reserves_risks.csv"], "label")] if "reserves_risks.csv" in tables else []
+    for frame, column in ((libraries, "name"), (lines, "label"), *risks):
         _flag(frame, frame[column].str.contains(CONTROL_CHARACTERS), column,
-              "{value!r} contains a control character (a tab, new line or escape): names must be plain text", problems)
+              "{value!r} contains a control character (a tab, new line, escape or an invisible direction mark): names "
+              "must be plain text", problems)
     _flag(libraries, libraries["name"].str.len() > MAX_NAME_CHARACTERS, "name",
           f"is {{value_length}} characters long: a library's name must fit a briefing's title "
           f"({MAX_NAME_CHARACTERS} at most)", problems)
@@ -962,8 +998,10 @@ def restricted_fund_warnings(accounts: pd.DataFrame, reserves: pd.DataFrame, lin
     funds = reserves.sort_values(["library_id", "financial_year"])[["library_id", "financial_year", "restricted"]].copy()
     funds["change"] = funds["restricted"] - funds.groupby("library_id")["restricted"].shift()
     funds = split.merge(funds, on=["library_id", "financial_year"]).join(net, on=["library_id", "financial_year"])
+    where = restricted.groupby(["library_id", "financial_year"])[WHERE_FILE].first().rename("where")
+    funds = funds.join(where, on=["library_id", "financial_year"])
     off = funds[funds["change"].notna() & ((funds["change"] - funds["net"]).abs() > tolerance)]
-    return [f"accounts.csv: {r.library_id} {fy_label(int(r.financial_year))}: restricted funds changed by £{r.change:,.2f} "
+    return [f"{r.where}: {r.library_id} {fy_label(int(r.financial_year))}: restricted funds changed by £{r.change:,.2f} "
             f"(reserves.csv) but the restricted lines of accounts.csv net to £{r.net:,.2f}: a transfer between funds, or a "
             "line in the wrong column? Every line is counted whichever column it is in" for r in off.itertuples()]
 
@@ -1061,13 +1099,15 @@ def _check_one_offs(one_offs: pd.DataFrame, libraries: pd.DataFrame, actual: pd.
             continue
         short = ~ok & (paid < expected)
         where = in_year.drop_duplicates("library_id").set_index("library_id")[[WHERE_FILE, WHERE_ROW]]
-        library_rows = libraries.set_index("library_id")[WHERE_ROW]
         for library_id in paid.index[short.to_numpy()]:
             found = library_id in where.index
-            source_file, source_row = where.loc[library_id] if found else ("libraries.csv", library_rows[library_id])
-            problems.append(Problem(source_file, int(source_row), "amount" if found else "original_running_costs", (
-                f"{library_id}'s {line} in {fy} is £{paid[library_id]:,.2f}, less than the programme grant of "
-                f"£{expected[library_id]:,.2f} ({percent:g}% of running costs, one_off_grants.csv) every library received")))
+            source_file, source_row = where.loc[library_id] if found else (grant[WHERE_FILE], grant[WHERE_ROW])
+            problems.append(Problem(source_file, int(source_row), "amount" if found else "percent_of_running_costs", (
+                f"{library_id}'s {line} in {fy} is £{paid[library_id]:,.2f}"
+                + ("" if found else f" (accounts.csv has no {line} line for it that year)")
+                + f", less than the programme grant of £{expected[library_id]:,.2f} ({percent:g}% of running costs, "
+                "one_off_grants.csv) every library received; a library whose year does not end on 31 March has it in "
+                "the year of its accounts it was paid in")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1097,7 +1137,8 @@ def return_files(folder: Path, problems: list[Problem]) -> list[Path]:
     return files
 
 
-def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[Problem]) -> dict[str, pd.DataFrame]:
+def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[Problem],
+                  warnings: list[str]) -> dict[str, pd.DataFrame]:
     """Read every ``returns/*.xlsx`` and let its rows replace the CSV rows for the same library and years."""
     if not folder.is_dir():
         return tables
@@ -1121,7 +1162,7 @@ def apply_returns(folder: Path, tables: dict[str, pd.DataFrame], problems: list[
         for sheet, frame in sheets.items():
             if frame.empty:
                 continue
-            checked = check_table(frame, _return_spec(sheet), f"{label}[{sheet}]", problems)
+            checked = check_table(frame, _return_spec(sheet), f"{label}[{sheet}]", problems, warnings)
             if checked is None:
                 continue
             target = RETURN_TABLES[sheet].name
@@ -1181,13 +1222,13 @@ def load_inputs(directory: Path) -> Inputs:
             problems.pop()  # an optional file with its header and no rows says "none", like no file
             warnings.append(f"{spec.name}: has a header but no rows, so it is read as none")
             continue
-        checked = None if raw is None else check_table(raw, spec, spec.name, problems)
+        checked = None if raw is None else check_table(raw, spec, spec.name, problems, warnings)
         if checked is not None:
             tables[spec.name] = checked
         if spec is LIBRARIES and checked is not None and too_many_libraries(checked, assumptions, problems):
             raise InputError(problems)  # before reading accounts a run could not finish with
     if not problems:
-        tables = apply_returns(directory / "returns", tables, problems)
+        tables = apply_returns(directory / "returns", tables, problems, warnings)
     if not problems and assumptions is not None:
         check_references(tables, assumptions, problems)
     if not problems:

@@ -74,13 +74,16 @@ def run_info(inputs: Inputs) -> dict:
     if inputs.assumptions.actuals_to is not None:
         last = last.clip(upper=inputs.assumptions.actuals_to)
     made_up_to = period_ends(last, inputs.libraries.set_index("library_id")["year_end"].reindex(last.index))
-    latest = int(last.max())
+    stale_after = inputs.assumptions.stale_after_months
     return {
         "version": __version__,
         "run_at": run_at.isoformat(timespec="seconds"),
         "inputs_sha256": inputs.inputs_sha256,
         "illustrative": inputs.illustrative,
-        **accounts_age(latest, made_up_to.max(), run_at, inputs.assumptions.stale_after_months),
+        **accounts_age(int(last.max()), made_up_to.max(), run_at, stale_after),
+        # each briefing states its own library's accounts: year ends differ, and so may the latest year
+        "library_accounts": {library_id: accounts_age(int(last[library_id]), made_up_to[library_id], run_at, stale_after)
+                             for library_id in last.index},
     }
 
 

@@ -278,8 +278,10 @@ def simulation_context(forecast: Forecast) -> dict:
             "failure_p90": a.simulation_building_failure_cost_p90}
 
 
-def run_context(run_info: dict) -> dict:
-    """The run facts every page footer carries (the inputs checksum shortened to fit)."""
+def run_context(run_info: dict, library_id: str | None = None) -> dict:
+    """The run facts every page footer carries (the inputs checksum shortened to fit); a briefing's
+    accounts year, and how old they are, are its own library's (``run_info["library_accounts"]``)."""
+    run_info = {**run_info, **(run_info.get("library_accounts", {}).get(library_id, {}) if library_id else {})}
     return {
         "date": long_date(datetime.fromisoformat(run_info["run_at"]).date()),
         "version": run_info["version"],
@@ -739,7 +741,7 @@ def briefing_context(forecast: Forecast, library_id: str, run_info: dict) -> dic
     return {
         "title": f"{library['name']}: sustainability briefing",
         "footer_title": library["name"],
-        "run": run_context(run_info),
+        "run": run_context(run_info, library_id),
         "horizon": years[-1]["financial_year"],
         "library": {"name": library["name"], "library_id": library_id,
                     "transfer_date": long_date(library["transfer_date"]),

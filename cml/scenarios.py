@@ -524,6 +524,9 @@ def _step_problems(name: str, table: Any, baseline: Scenario) -> list[tuple[str,
         found.append((f"{name}: setting", f"{setting} is not a number, so it cannot be moved by a step"))
     if "step" in table and not _is_number(table["step"]):
         found.append((f"{name}: step", f"{table['step']!r} should be a number"))
+    elif "step" in table and table["step"] < 0:
+        found.append((f"{name}: step", f"{table['step']!r} should be 0 or more: each step is moved both down and up "
+                      "from the baseline, so a negative one would swap the sides"))
     found += [(f"{name}: {key}", "should be text") for key in ("label", "source")
               if key in table and not (isinstance(table[key], str) and table[key].strip())]
     also = table.get("with", {})
@@ -555,9 +558,11 @@ def load_steps(path: Path, baseline: Scenario) -> list[StepRun]:
         raise InputError(problems)
     runs: list[StepRun] = []
     for name, table in document.items():
+        sides = len(runs)
         step = Step(name, table["label"].strip(), table["setting"], float(table["step"]), dict(table.get("with", {})),
                     table["source"].strip())
         start = _baseline_value(baseline, step.setting)
+        out_of_range: list[str] = []
         for direction, sign in DIRECTIONS.items():
             if direction == "down" and step.step == 0:
                 continue
@@ -566,14 +571,21 @@ def load_steps(path: Path, baseline: Scenario) -> list[StepRun]:
                 value = int(value)
             settings = {**baseline.settings, **step.also, step.setting: value, "inherits": BASELINE}
             found: list[Problem] = []
-            if step.setting in SETTINGS and check_value(step.setting, value):
+            if step.setting in SETTINGS and (reason := check_value(step.setting, value)):
+                out_of_range.append(f"{direction} to {value:g}: {reason}")
                 continue
             assumptions = _assumptions_for(settings, baseline.assumptions, label, name, found)
             if found:
+                out_of_range += [f"{direction} to {value:g}: {p.reason}" for p in found]
                 continue
             description = f"{step.label}: {step.setting} {direction} by {abs(step.step):g} to {value:g}"
             runs.append(StepRun(step, direction, value, Scenario(f"{name}_{direction}", description, settings,
                                                                  assumptions)))
+        if len(runs) == sides:  # neither side can run: a step that moves nothing must not vanish from the pack unsaid
+            problems.append(Problem(label, None, f"{name}: step", f"{step.step:g} takes {step.setting} out of its range "
+                                    f"both ways from {start:g} ({'; '.join(out_of_range)})"))
+    if problems:
+        raise InputError(problems)
     return runs
 
 

@@ -109,7 +109,8 @@ def test_a_year_end_that_moves_the_transfer_year_must_match_the_accounts(inputs_
 
 
 @pytest.mark.parametrize(("value", "reason"), [
-    ("29 February", "'29 February' is not a year end"), ("31 June", "'31 June' is not a year end"),
+    ("29 February", "'29 February': 29 February is not a year end every year; use 28 February"),
+    ("31 June", "'31 June' is not a day of the year"),
     ("end of March", "'end of March' is not a year end")])
 def test_a_year_end_that_is_not_a_day_every_year_is_refused(inputs_dir, value, reason):
     set_library(inputs_dir, "year_end", value)
@@ -202,3 +203,57 @@ def test_a_line_twice_in_the_same_column_is_a_duplicate(inputs_dir):
 def test_a_fund_that_is_neither_column_is_refused(inputs_dir):
     edit(inputs_dir, "accounts.csv", lambda f: f.assign(fund=["endowment"] + [""] * (len(f) - 1)))
     assert any(m.startswith("accounts.csv:2: fund: 'endowment' is not one of unrestricted, restricted") for m in problems_of(inputs_dir))
+
+
+def test_each_briefing_states_its_own_librarys_accounts():
+    """Run facts are the portfolio's; a briefing's accounts year, made-up-to day and age are the
+    library's own (a library with accounts to 31 January 2024 is 34 months old on 2 December 2026,
+    not the portfolio's latest, 31 March 2024, 32 months)."""
+    from cml.render import run_context
+    info = {"run_at": "2026-12-02T10:00:00+00:00", "version": "x", "inputs_sha256": "0" * 64, "illustrative": True,
+            "latest_accounts_year": "2023/24", "accounts_stale": True, "months_since_accounts": 32,
+            "latest_accounts_year_end": "2024-03-31",
+            "library_accounts": {"anstey": {"latest_accounts_year": "2023/24", "latest_accounts_year_end": "2024-01-31",
+                                            "months_since_accounts": 34, "accounts_stale": True}}}
+    own = run_context(info, "anstey")
+    assert (own["latest_accounts_year_end"], own["months_since_accounts"]) == ("31 January 2024", 34)
+    assert run_context(info)["latest_accounts_year_end"] == "31 March 2024"
+
+
+def test_run_info_gives_each_library_its_own_accounts_age(inputs_dir):
+    from cml.outputs import run_info
+    set_library(inputs_dir, "year_end", "30 April")
+    info = run_info(load_inputs(inputs_dir))
+    assert info["library_accounts"]["anstey"]["latest_accounts_year_end"] == "2024-04-30"
+    assert info["library_accounts"]["desford"]["latest_accounts_year_end"] == "2024-03-31"
+    assert info["latest_accounts_year_end"] == "2024-04-30"
+
+
+@pytest.mark.parametrize(("heading", "column"), [("Year_End", "year_end"), ("year end", "year_end"),
+                                                 ("Accounts_Basis", "accounts_basis")])
+def test_a_heading_spelt_as_a_spreadsheet_might_is_read_as_its_column(inputs_dir, heading, column):
+    """Before, 'Year_End' holding 30 September was silently read as 31 March: the heading is now
+    read as the column it names, with a warning, so the value takes effect (and is checked)."""
+    edit(inputs_dir, "libraries.csv", lambda f: f.rename(columns={column: heading}))
+    set_library(inputs_dir, heading, "30 September" if column == "year_end" else "receipts_and_payments")
+    messages = problems_of(inputs_dir)
+    expected = ("accounts.csv:2: financial_year: 2015/16 is before anstey transferred" if column == "year_end"
+                else "reserves.csv:2: fixed_assets: anstey keeps receipts and payments accounts")
+    assert any(m.startswith(expected) for m in messages)
+
+
+def test_a_heading_cml_does_not_read_is_named_in_a_warning(inputs_dir):
+    edit(inputs_dir, "accounts.csv", lambda f: f.assign(funds=""))
+    warnings = load_inputs(inputs_dir).warnings
+    assert any(w.startswith("accounts.csv: column 'funds' is not read (cml reads library_id, financial_year, line, "
+                            "amount, fund)") for w in warnings)
+
+
+def test_a_dotted_thousand_is_refused_not_read_as_pence(inputs_dir):
+    """'1.860' in the first year (which has no opening balance to check against) was read as £1.86."""
+    def dotted(frame: pd.DataFrame) -> pd.DataFrame:
+        frame.loc[(frame["library_id"] == "anstey") & (frame["line"] == "cafe") & (frame["financial_year"] == "2015/16"),
+                  "amount"] = "1.860"
+        return frame
+    edit(inputs_dir, "accounts.csv", dotted)
+    assert any(m.startswith("accounts.csv:3: amount: '1.860' could be thousands with a '.'") for m in problems_of(inputs_dir))

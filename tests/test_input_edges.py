@@ -611,3 +611,18 @@ def test_an_input_file_too_large_to_hold_is_refused_unread(inputs_dir, monkeypat
     import cml.inputs
     monkeypatch.setattr(cml.inputs, "MAX_FILE_BYTES", 100_000)  # the shipped accounts.csv is 173 kB
     assert any(m.startswith("accounts.csv: -: file is 0.2 MB, more than the 0.1 MB cml reads") for m in problems_of(inputs_dir))
+
+
+def test_a_negative_risk_impact_is_refused(inputs_dir):
+    """A negative impact was accepted and cut anstey's reserves requirement from £4,618 to £2,994."""
+    frame_edit("reserves_risks.csv", lambda f: f.assign(impact=["-25"] + f["impact"].tolist()[1:]))(inputs_dir)
+    assert any(m.startswith("reserves_risks.csv:2: impact: '-25' must be at least 0") for m in problems_of(inputs_dir))
+
+
+@pytest.mark.parametrize("character", ["\a", "\u202e", "\u200b"])
+def test_invisible_characters_in_names_and_labels_are_refused(inputs_dir, character):
+    frame_edit("reserves_risks.csv", lambda f: f.assign(label=[f"Loss{character}of trade"] + f["label"].tolist()[1:]))(inputs_dir)
+    cell("libraries.csv", 2, "name", f"Ans{character}tey")(inputs_dir)
+    messages = problems_of(inputs_dir)
+    assert any(m.startswith("reserves_risks.csv:2: label:") and "control character" in m for m in messages)
+    assert any(m.startswith("libraries.csv:2: name:") and "control character" in m for m in messages)

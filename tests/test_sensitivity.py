@@ -117,3 +117,18 @@ def test_the_portfolio_sensitivity_counts_the_libraries_of_the_library_table(sce
     assert portfolio.loc[("interim_provision", "up"), "council_cost_change"] > 0
     assert portfolio.loc[("interim_provision", "up"), "libraries_running_out_change"] == 0
     assert (by_library.loc[by_library["step"] == "interim_provision", "horizon_change"] == 0).all()
+
+
+def test_a_negative_step_is_refused(baseline, tmp_path):
+    from cml.errors import InputError
+    with pytest.raises(InputError, match="should be 0 or more"):
+        steps_from(tmp_path, '[r]\nlabel = "Repair"\nsetting = "lease.library_fees"\nstep = -6000\nsource = "s"\n', baseline)
+
+
+def test_a_step_out_of_range_both_ways_is_refused_not_dropped(baseline, tmp_path):
+    """Closure weeks run 0 to 52: a step of 400 from 0 is below nil one way and more than a year the
+    other, so neither side runs; it was left out of the pack without a word."""
+    from cml.errors import InputError
+    with pytest.raises(InputError, match="out of its range both ways"):
+        steps_from(tmp_path, '[c]\nlabel = "Closed"\nsetting = "shocks.closure_weeks"\nstep = 400\nsource = "s"\n'
+                   'with = { "shocks.closure_year" = "2025/26" }\n', baseline)
