@@ -45,7 +45,8 @@ def grid_for(ids: list[str], years: range, last_actual: int) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------
 # Leases (seed 000 para 28-30)
 
-LEASE = pd.DataFrame({"library_id": ["a"], "lease_start": [pd.Timestamp("2015-10-01")], "lease_years": [10]})
+LEASE = pd.DataFrame({"library_id": ["a"], "lease_start": [pd.Timestamp("2015-10-01")], "lease_years": [10],
+                      "year_end": ["31 March"]})
 NO_EXTENSIONS = pd.DataFrame({"library_id": pd.Series(dtype=str), "year": pd.Series(dtype=int),
                               "years_added": pd.Series(dtype=float)})
 
@@ -100,7 +101,8 @@ def test_base_skips_abnormal_years_and_restates_to_the_last_actual_year(inputs):
     of 2 years: 2018/19 and 2019/20. Café 100 and 121, income growth 10%: 100 x 1.1^3 = 133.1 and
     121 x 1.1^2 = 146.41, mean 139.755, dated 2021/22."""
     assumptions = replace(inputs.assumptions, base_years=2, abnormal_years=(2020, 2021), income_growth=0.10)
-    libraries = pd.DataFrame({"library_id": ["a"], "transfer_date": [pd.Timestamp("2015-10-01")]})
+    libraries = pd.DataFrame({"library_id": ["a"], "transfer_date": [pd.Timestamp("2015-10-01")],
+                              "year_end": ["31 March"]})
     reserves = pd.DataFrame({"library_id": "a", "year": range(2015, 2022)})
     case = replace(inputs, assumptions=assumptions, libraries=libraries, reserves=reserves)
     last = pd.Series({"a": 2021})
